@@ -1,0 +1,26 @@
+# Set-up and checks. `make test` and (once the pipeline lands) `make demo` do all set-up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast clean
+
+install: $(STAMP)
+
+# Re-install when the package metadata or the pinned versions change.
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test,bm3d]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+# The suite without the tests marked slow (end-to-end runs); CI runs everything.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,53 @@
+"""`ldct-tf STEP [ARGS...]`: one entry point for the step commands (`python -m ldct_tf.STEP` too).
+
+`ldct-tf info` prints the package versions, the DICOM decoders available and the accelerators seen,
+which is what a bug report needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Step name -> module; each module has `main(argv) -> int`.
+STEPS: dict[str, str] = {}
+
+
+def info() -> int:
+    from importlib import metadata
+
+    for package in ("ldct_tf", "tensorflow", "keras", "tf-keras-vis", "apache-beam", "pydicom",
+                    "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle",
+                    "scikit-image", "numpy"):
+        try:
+            print(f"{package:20s} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            print(f"{package:20s} not installed")
+    from ldct_tf.dicom import available_decoders
+
+    print("DICOM decoders:      " + ", ".join(available_decoders()))
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"GPUs:                {len(gpus)} {[g.name for g in gpus]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        names = ", ".join(["info", *STEPS])
+        print(f"usage: ldct-tf STEP [ARGS...]   steps: {names}")
+        return 0 if argv else 2
+    step, rest = argv[0], argv[1:]
+    if step == "info":
+        return info()
+    if step not in STEPS:
+        print(f"error: unknown step {step!r}; choose one of: info, {', '.join(STEPS)}",
+              file=sys.stderr)
+        return 2
+    return importlib.import_module(STEPS[step]).main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

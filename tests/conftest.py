@@ -1,0 +1,29 @@
+"""Shared pytest fixtures: small uniform objects with a known answer."""
+
+import os
+
+# Quiet TensorFlow C++ logging in test output (must be set before TensorFlow is imported).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+def water_ellipse(size: int, pixel_spacing_mm: float, hu: float = 40.0,
+                  half_axes_mm: tuple[float, float] | None = None) -> np.ndarray:
+    """A uniform soft-tissue ellipse in air (HU), centred; default half axes 40 % / 30 % of the FOV."""
+    fov = size * pixel_spacing_mm
+    ax, ay = half_axes_mm or (0.4 * fov, 0.3 * fov)
+    coords = (np.arange(size) - size / 2 + 0.5) * pixel_spacing_mm
+    x, y = np.meshgrid(coords, coords)
+    return np.where((x / ax) ** 2 + (y / ay) ** 2 < 1, hu, -1000.0).astype(np.float32)
+
+
+def centre_roi(size: int, half: int) -> tuple[slice, slice]:
+    c = size // 2
+    return slice(c - half, c + half), slice(c - half, c + half)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,464 @@
+"""Tests for ldct_tf.dicom: HU conversion, slice order, Enhanced CT, compression, bad files,
+anonymity of every output, and full/low-dose pairing. Inputs are built in code (dicom_fixtures)
+or are pydicom's own test files; expected values come from a formula or from pydicom itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut, get_encoder
+from pydicom.uid import JPEG2000Lossless, RLELossless
+
+from dicom_fixtures import (
+    PLANTED_PATIENT_ID,
+    PLANTED_SERIES_UID,
+    PLANTED_VALUES,
+    make_ct_dataset,
+    make_enhanced_ct_dataset,
+    make_unsupported_compressed_dataset,
+    plant_nonconformant_values,
+    save,
+    save_truncated,
+    write_mayo_tree,
+    write_series,
+)
+from ldct_tf.dicom import (
+    DEFAULT_SALT,
+    CtSeries,
+    NoUsableSliceError,
+    anonymous_key,
+    dose_hint_from_text,
+    estimate_noise_hu,
+    find_dose_pairs,
+    pair_series,
+    read_ct_series,
+)
+from ldct_tf.errors import LdctError
+
+CT_SMALL = get_testdata_file("CT_small.dcm")
+MR_SMALL = get_testdata_file("MR_small.dcm")
+OTHER_UID = "1.2.826.0.1.3680043.8.498.4242"
+
+
+def _reference_hu(path) -> np.ndarray:
+    """HU of a classic single-frame file by pydicom's own Modality LUT, as float32."""
+    ds = pydicom.dcmread(path)
+    return apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+
+
+def _only_series(path, **kwargs) -> CtSeries:
+    result = read_ct_series(path, **kwargs)
+    assert len(result.series) == 1, result.skipped
+    return result.series[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# HU and geometry of good input
+
+
+def test_ct_small_hu_equals_pydicom_modality_lut():
+    series = _only_series(CT_SMALL)
+    assert series.hu.dtype == np.float32
+    assert series.shape == (1, 128, 128)
+    np.testing.assert_array_equal(series.hu[0], _reference_hu(CT_SMALL))
+    ds = pydicom.dcmread(CT_SMALL)
+    assert series.pixel_spacing_mm == tuple(float(v) for v in ds.PixelSpacing)
+    assert series.slice_thickness_mm == float(ds.SliceThickness)
+    assert series.kvp == float(ds.KVP)
+    assert series.convolution_kernel == "STANDARD"
+    normal = np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:])
+    np.testing.assert_allclose(series.positions_mm, [np.dot(ds.ImagePositionPatient, normal)])
+    assert series.frame_indices == [0] and series.source_paths == [str(Path(CT_SMALL))]
+
+
+@pytest.mark.parametrize(
+    "signed, slope, intercept",
+    [(True, 1.0, -1024.0), (True, 2.0, -1000.5), (False, 0.5, -1024.0), (False, 1.0, -1024.0)],
+    ids=["int16", "int16-slope2", "uint16-slope-half", "uint16"],
+)
+def test_series_in_shuffled_files_is_ordered_with_exact_hu(tmp_path, signed, slope, intercept):
+    truth = write_series(tmp_path, 6, signed=signed, slope=slope, intercept=intercept)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    series = _only_series(tmp_path)
+    np.testing.assert_array_equal(series.hu, truth)
+    np.testing.assert_allclose(series.positions_mm, -20.0 + 2.5 * np.arange(6))
+    instance_numbers = [pydicom.dcmread(p).InstanceNumber for p in series.source_paths]
+    assert instance_numbers == list(range(1, 7))
+    # The shuffled names really are out of slice order, so sorting by name would fail.
+    assert [Path(p).name for p in series.source_paths] != names
+    # Independent check of the formula against pydicom for every slice.
+    for k, path in enumerate(series.source_paths):
+        np.testing.assert_array_equal(series.hu[k], _reference_hu(path))
+
+
+def _oblique_cosines(degrees: float) -> tuple[float, ...]:
+    t = np.deg2rad(degrees)
+    return (1.0, 0.0, 0.0, 0.0, round(np.cos(t), 6), round(-np.sin(t), 6))
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [(1.0, 0.0, 0.0, 0.0, -1.0, 0.0), _oblique_cosines(30.0), (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)],
+    ids=["negative-normal", "oblique-30deg", "sagittal"],
+)
+def test_orientation_orders_along_slice_normal(tmp_path, orientation):
+    rows_cos, cols_cos = np.array(orientation[:3]), np.array(orientation[3:])
+    normal = np.cross(rows_cos, cols_cos)
+    normal /= np.linalg.norm(normal)  # cosines written with 6 decimals are not exactly unit length
+    rng = np.random.default_rng(7)
+    depths = rng.permutation(5) * 3.0  # mm along the normal, written in shuffled order
+    written = []
+    for k, depth in enumerate(depths):
+        # Large in-plane offsets: sorting by any single world axis would get the order wrong.
+        offset = rng.uniform(-80, 80) * rows_cos + rng.uniform(-80, 80) * cols_cos
+        position = np.round(depth * normal + offset, 3)
+        ds = make_ct_dataset(
+            position=position, orientation=orientation, instance_number=k + 1, seed=k
+        )
+        save(ds, tmp_path / f"s{k}.dcm")
+        written.append((float(np.dot(position, normal)), _reference_hu(tmp_path / f"s{k}.dcm")))
+    expected = sorted(written, key=lambda item: item[0])
+    series = _only_series(tmp_path)
+    np.testing.assert_allclose(series.positions_mm, [d for d, _ in expected], atol=1e-6)
+    np.testing.assert_array_equal(series.hu, np.stack([hu for _, hu in expected]))
+    assert np.all(np.diff(series.positions_mm) > 0)
+
+
+def test_instance_number_orders_series_without_positions(tmp_path):
+    truth = write_series(tmp_path, 5, with_positions=False)
+    series = _only_series(tmp_path)
+    np.testing.assert_array_equal(series.hu, truth)
+    assert not series.has_geometry
+    assert np.isnan(series.positions_mm).all() and series.image_positions_mm is None
+    assert series.geometry()["positions_mm"] == [None] * 5
+
+
+def test_optional_tags_absent_are_none(tmp_path):
+    save(make_ct_dataset(slice_thickness=None, kvp=None, kernel=None), tmp_path / "a.dcm")
+    series = _only_series(tmp_path)
+    assert (series.slice_thickness_mm, series.kvp, series.convolution_kernel) == (None, None, None)
+    json.dumps(series.geometry())
+
+
+def test_enhanced_multiframe_ct_with_per_frame_rescale(tmp_path):
+    ds, truth = make_enhanced_ct_dataset(n_frames=5, series_uid=OTHER_UID)
+    path = save(ds, tmp_path / "enhanced.dcm")
+    series = _only_series(tmp_path)
+    np.testing.assert_array_equal(series.hu, truth)
+    np.testing.assert_allclose(series.positions_mm, 5.0 + 1.25 * np.arange(5))
+    assert series.source_paths == [str(path)] * 5
+    assert sorted(series.frame_indices) == list(range(5)) and series.frame_indices != list(range(5))
+    assert series.pixel_spacing_mm == (0.5, 0.6)
+    assert (series.slice_thickness_mm, series.kvp) == (1.25, 100.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compressed transfer syntaxes
+
+
+def _require_encoder(uid):
+    if not get_encoder(uid).is_available:
+        pytest.skip(f"no {uid.name} encoder installed")
+
+
+@pytest.mark.parametrize("uid", [RLELossless, JPEG2000Lossless], ids=["rle", "j2k-lossless"])
+def test_compressed_ct_small_decodes_to_uncompressed_hu(tmp_path, uid):
+    _require_encoder(uid)
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.compress(uid)
+    path = save(ds, tmp_path / "compressed.dcm")
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == uid
+    np.testing.assert_array_equal(_only_series(path).hu[0], _reference_hu(CT_SMALL))
+
+
+def test_rle_compressed_enhanced_multiframe(tmp_path):
+    _require_encoder(RLELossless)
+    ds, truth = make_enhanced_ct_dataset(series_uid=OTHER_UID)
+    ds.compress(RLELossless)
+    save(ds, tmp_path / "enhanced_rle.dcm")
+    np.testing.assert_array_equal(_only_series(tmp_path).hu, truth)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: each bad file skipped with a reason, the good files of its series kept
+
+
+def _not_dicom(d: Path) -> Path:
+    path = d / "README.txt"
+    path.write_text("scan notes, not DICOM\n")
+    return path
+
+
+def _truncated(d: Path) -> Path:
+    return save_truncated(make_ct_dataset(position_z=100.0), d / "truncated.dcm", drop_bytes=100)
+
+
+def _no_pixel_data(d: Path) -> Path:
+    ds = make_ct_dataset(position_z=100.0)
+    del ds.PixelData
+    return save(ds, d / "no_pixels.dcm")
+
+
+def _mr_pydicom(d: Path) -> Path:
+    return Path(shutil.copy(MR_SMALL, d / "mr_small.dcm"))
+
+
+def _mr_built(d: Path) -> Path:
+    return save(make_ct_dataset(modality="MR", position_z=100.0), d / "mr_built.dcm")
+
+
+def _mpeg2(d: Path) -> Path:
+    return save(make_unsupported_compressed_dataset(position_z=100.0), d / "mpeg2.dcm")
+
+
+def _other_shape(d: Path) -> Path:
+    return save(make_ct_dataset(8, 8, position_z=100.0), d / "small.dcm")
+
+
+def _duplicate(d: Path) -> Path:
+    # Same position as the second slice (-17.5 mm) but a later InstanceNumber: this one goes.
+    return save(make_ct_dataset(position_z=-17.5, instance_number=99, seed=99), d / "dup.dcm")
+
+
+def _no_pixel_spacing(d: Path) -> Path:
+    return save(make_ct_dataset(pixel_spacing=None, position_z=100.0), d / "no_spacing.dcm")
+
+
+BAD_FILES = [
+    (_not_dicom, r"^not a DICOM file"),
+    (_truncated, r"^truncated .*\b\d+ of \d+ bytes"),
+    (_no_pixel_data, r"^no pixel data"),
+    (_mr_pydicom, r"^modality MR is not CT$"),
+    (_mr_built, r"^modality MR is not CT$"),
+    (_mpeg2, r"^transfer syntax MPEG2 Main Profile / Main Level has no installed decoder; install"),
+    (_other_shape, r"^inconsistent rows/columns: 8x8 pixels, the series majority is 16x16 pixels"),
+    (_duplicate, r"^duplicate slice position: -17\.500 mm .*InstanceNumber 2\), which is kept"),
+    (_no_pixel_spacing, r"^missing PixelSpacing"),
+]
+
+
+@pytest.mark.parametrize("make_bad, reason", BAD_FILES, ids=[f.__name__[1:] for f, _ in BAD_FILES])
+def test_bad_file_is_skipped_and_its_series_survives(tmp_path, make_bad, reason):
+    truth = write_series(tmp_path, 4)
+    bad = make_bad(tmp_path)
+    result = read_ct_series(tmp_path)
+    assert [path for path, _ in result.skipped] == [str(bad)]
+    path, why = result.skipped[0]
+    assert "\n" not in why
+    assert re.search(reason, why), why
+    [series] = result.series
+    np.testing.assert_array_equal(series.hu, truth)
+    assert str(bad) not in series.source_paths
+
+
+def test_duplicate_keeps_first_by_instance_number(tmp_path):
+    # The later InstanceNumber comes first by file name, so name order would keep the wrong one.
+    save(make_ct_dataset(position_z=0.0, instance_number=7, seed=1), tmp_path / "a_late.dcm")
+    save(make_ct_dataset(position_z=0.0, instance_number=2, seed=2), tmp_path / "b_early.dcm")
+    result = read_ct_series(tmp_path)
+    assert result.series[0].source_paths == [str(tmp_path / "b_early.dcm")]
+    [(path, reason)] = result.skipped
+    assert path == str(tmp_path / "a_late.dcm")
+    kept = r"duplicate slice position: 0\.000 mm .*b_early\.dcm \(InstanceNumber 2\), which is kept"
+    assert re.match(kept, reason)
+
+
+def test_file_cut_anywhere_is_skipped_not_raised(tmp_path):
+    truth = write_series(tmp_path, 2)
+    ds, _ = make_enhanced_ct_dataset(series_uid=OTHER_UID)
+    whole = save(ds, tmp_path / "whole.tmp").read_bytes()
+    (tmp_path / "whole.tmp").unlink()
+    cuts = range(0, len(whole), 61)
+    for cut in cuts:
+        (tmp_path / f"cut{cut:05d}.dcm").write_bytes(whole[:cut])
+    result = read_ct_series(tmp_path)
+    assert len(result.skipped) == len(cuts)
+    known = r"^(not a DICOM file|truncated|no pixel data|modality missing)"
+    assert all(re.match(known, reason) and "\n" not in reason for _, reason in result.skipped)
+    np.testing.assert_array_equal(result.series[0].hu, truth)
+
+
+def test_only_bad_files_raise_one_line_ldct_error(tmp_path):
+    _not_dicom(tmp_path)
+    _mr_pydicom(tmp_path)
+    _truncated(tmp_path)
+    expected = r"no usable CT slice found under .*: 3 file\(s\) skipped \(1 not a DICOM file"
+    with pytest.raises(LdctError, match=expected) as info:
+        read_ct_series(tmp_path)
+    assert "\n" not in str(info.value)
+    assert isinstance(info.value, NoUsableSliceError) and len(info.value.skipped) == 3
+
+
+def test_missing_path_raises_ldct_error(tmp_path):
+    with pytest.raises(LdctError, match=r"does not exist"):
+        read_ct_series(tmp_path / "nowhere")
+
+
+def test_quarantine_json_lists_skipped_files(tmp_path):
+    data = tmp_path / "data"
+    write_series(data, 3)
+    bad = _not_dicom(data)
+    result = read_ct_series(data)
+    out = result.write_quarantine(tmp_path / "out" / "quarantine.json")
+    assert json.loads(out.read_text()) == [{"path": str(bad), "reason": result.skipped[0][1]}]
+    assert result.reasons_summary() == {"not a DICOM file": 1}
+    clean = read_ct_series(data / "img_0000.dcm")
+    assert json.loads(clean.write_quarantine(tmp_path / "q2.json").read_text()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Anonymity: planted identifiers never leave the reader
+
+
+def test_planted_identifiers_never_appear_in_outputs(tmp_path, caplog):
+    data = tmp_path / "data"
+    write_series(data, 4)
+    for make_bad in (_duplicate, _other_shape, _mr_built, _truncated, _no_pixel_data):
+        make_bad(data)
+    ds = make_ct_dataset(series_uid=OTHER_UID, position_z=3.0)
+    plant_nonconformant_values(ds, "PLANTEDUIDMARK", "PLANTEDLONGMARK")
+    save(ds, data / "nonconformant.dcm", validate=False)
+    with caplog.at_level(logging.DEBUG):
+        result = read_ct_series(data)
+        with pytest.raises(LdctError) as info:
+            find_dose_pairs(result)
+    quarantine = result.write_quarantine(tmp_path / "quarantine.json").read_bytes()
+    outputs = [
+        repr(result.series).encode(),
+        json.dumps([s.geometry() for s in result.series]).encode(),
+        quarantine,
+        caplog.text.encode(),
+        str(info.value).encode(),
+        repr(info.value).encode(),
+    ]
+    assert len(result.series) == 2 and len(result.skipped) == 5
+    for planted in PLANTED_VALUES + ("PLANTEDUIDMARK", "PLANTEDLONGMARK"):
+        for blob in outputs:
+            assert planted.encode() not in blob
+    by_size = {s.n_slices: s for s in result.series}
+    assert by_size[4].series_key == anonymous_key(PLANTED_SERIES_UID)
+    assert by_size[4].patient_key == anonymous_key(PLANTED_PATIENT_ID)
+    assert len(by_size[4].series_key) == 16 and int(by_size[4].series_key, 16) >= 0
+    fields = {f for f in vars(by_size[4])}
+    assert not fields & {"patient_name", "patient_id", "series_uid", "series_description"}
+
+
+def test_salt_changes_keys(tmp_path):
+    write_series(tmp_path, 2)
+    default = _only_series(tmp_path)
+    salted = _only_series(tmp_path, salt="project-secret")
+    assert default.series_key == anonymous_key(PLANTED_SERIES_UID, DEFAULT_SALT)
+    assert salted.series_key == anonymous_key(PLANTED_SERIES_UID, "project-secret")
+    assert salted.series_key != default.series_key and salted.patient_key != default.patient_key
+    with pytest.raises(ValueError, match="salt must be a non-empty str"):
+        read_ct_series(tmp_path, salt="")
+
+
+def test_nonconformant_values_read_with_one_log_line_without_values(tmp_path, caplog):
+    ds = make_ct_dataset()
+    plant_nonconformant_values(ds, "PLANTEDUIDMARK", "PLANTEDLONGMARK")
+    path = save(ds, tmp_path / "odd.dcm", validate=False)
+    with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        series = _only_series(tmp_path)
+    assert series.n_slices == 1
+    assert series.series_key == anonymous_key("1.2.3.PLANTEDUIDMARK")
+    mine = [r for r in caplog.records if r.name == "ldct_tf.dicom" and r.levelno == logging.WARNING]
+    assert len(mine) == 1
+    assert str(path) in mine[0].getMessage() and "2 non-conformant value(s)" in mine[0].getMessage()
+    for marker in ("PLANTEDUIDMARK", "PLANTEDLONGMARK"):
+        assert marker not in caplog.text
+        assert not [w for w in escaped if marker in str(w.message)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairing full-dose and low-dose series
+
+
+def test_find_dose_pairs_on_mayo_like_tree(tmp_path):
+    truth = write_mayo_tree(tmp_path, ("L001", "L002"))
+    result = read_ct_series(tmp_path)
+    assert sorted(s.dose_hint for s in result.series) == ["full", "full", "low", "low"]
+    pairs = find_dose_pairs(result)
+    assert len(pairs) == 2
+    for pair, patient in zip(pairs, ("L001", "L002")):
+        full_hu, low_hu = truth[patient]
+        np.testing.assert_array_equal(pair.ndct_hu, full_hu)
+        np.testing.assert_array_equal(pair.ldct_hu, low_hu)
+        np.testing.assert_allclose(pair.positions_mm, -20.0 + np.arange(4))
+        assert pair.pairs == [(k, k) for k in range(4)] and pair.pixel_spacing_mm == (0.7, 0.7)
+        full = next(s for s in result.series if s.series_key == pair.series_key)
+        assert full.dose_hint == "full" and pair.patient_key == full.patient_key
+        assert json.loads(json.dumps(pair.geometry()))["n_slices"] == 4
+    assert pairs[0].patient_key != pairs[1].patient_key
+
+
+def test_find_dose_pairs_uses_description_then_noise(tmp_path):
+    described = write_mayo_tree(
+        tmp_path / "described", ("P1",), folders=("s1", "s2"),
+        descriptions=("Low Dose Images", "Full Dose Images"), noise_sd_hu=(5.0, 5.0),
+    )
+    [pair] = find_dose_pairs(read_ct_series(tmp_path / "described"))
+    np.testing.assert_array_equal(pair.ndct_hu, described["P1"][1])
+    # No hint anywhere: the noisier series (25 HU, written to s1) must be taken as the low dose.
+    unlabelled = write_mayo_tree(
+        tmp_path / "plain", ("P1",), folders=("s1", "s2"), noise_sd_hu=(25.0, 4.0)
+    )
+    [pair] = find_dose_pairs(read_ct_series(tmp_path / "plain"))
+    np.testing.assert_array_equal(pair.ndct_hu, unlabelled["P1"][1])
+    np.testing.assert_array_equal(pair.ldct_hu, unlabelled["P1"][0])
+
+
+def test_find_dose_pairs_names_folder_of_incomplete_patient(tmp_path):
+    write_mayo_tree(tmp_path, ("L001", "L002"))
+    shutil.rmtree(tmp_path / "L002" / "quarter_dose")
+    with pytest.raises(LdctError, match=r"patient folder 'L002.*1 full-dose, 0 low-dose") as info:
+        find_dose_pairs(read_ct_series(tmp_path))
+    assert PLANTED_PATIENT_ID not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pair_series_rejects_mismatched_shape_and_slice_set(tmp_path):
+    write_series(tmp_path / "full", 4, series_uid="1.2.3.1", slice_thickness=2.5)
+    write_series(tmp_path / "short", 3, series_uid="1.2.3.2", slice_thickness=2.5)
+    write_series(tmp_path / "small", 4, rows=8, cols=8, series_uid="1.2.3.3")
+    write_series(tmp_path / "shifted", 4, z0=-19.0, series_uid="1.2.3.4", slice_thickness=2.5)
+    full, short, small, shifted = (
+        _only_series(tmp_path / name) for name in ("full", "short", "small", "shifted")
+    )
+    with pytest.raises(LdctError, match=r"different slice shapes \(16x16 and 8x8 pixels\)"):
+        pair_series(full, small)
+    differ = r"slice sets differ: .* 4 slices, .* 3; 3 matched within 1.25 mm"
+    with pytest.raises(LdctError, match=differ):
+        pair_series(full, short)
+    with pytest.raises(LdctError, match=r"0 matched within 0.5 mm"):
+        pair_series(full, shifted, tolerance_mm=0.5)
+    assert pair_series(full, shifted, tolerance_mm=1.25).pairs == [(k, k) for k in range(4)]
+    with pytest.raises(ValueError, match=r"tolerance_mm must be a positive number of mm, got -1"):
+        pair_series(full, full, tolerance_mm=-1)
+
+
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("Full Dose Images", "full"), ("full_1mm", "full"), ("L067_FD_1_1", "full"),
+        ("Low Dose Images", "low"), ("quarter_dose", "low"), ("L067_QD_1_1", "low"),
+        ("lowdose", "low"), ("Abdomen 1.0 B30f", None), ("", None), ("full vs quarter", None),
+    ],
+)
+def test_dose_hint_from_text(text, hint):
+    assert dose_hint_from_text(text) == hint
+
+
+def test_noise_estimate_matches_known_sigma():
+    noise = np.random.default_rng(0).normal(0.0, 12.0, size=(4, 64, 64))
+    assert estimate_noise_hu(noise) == pytest.approx(12.0, rel=0.05)
+    assert estimate_noise_hu(noise + 500.0) == pytest.approx(estimate_noise_hu(noise))
