@@ -211,3 +211,59 @@ def _check_common(hu, pixel_spacing_mm, dose_fraction, i0, electronic_noise_var,
         raise ValueError(f"electronic_noise_var must be >= 0, got {electronic_noise_var}")
     if filter_name not in FILTERS:
         raise ValueError(f"filter_name must be one of {FILTERS}, got {filter_name!r}")
+
+
+def calibration(size: int = 256, pixel_spacing_mm: float = 1.4, dose_fraction: float = 0.25,
+                repeats: int = 4, **scanner) -> dict:
+    """Noise SD and mean bias (HU) in the centre of a 40 HU ellipse (300 x 220 mm, or 80 % x 60 %
+    of a smaller field of view), for `scan` at full and low dose and for `simulate_low_dose`.
+
+    What a user checks before choosing ``i0``: ``python -m ldct_tf.simulate --help``.
+    """
+    fov = size * pixel_spacing_mm
+    half_axes = (min(150.0, 0.4 * fov), min(110.0, 0.3 * fov))
+    coords = (np.arange(size) - size / 2 + 0.5) * pixel_spacing_mm
+    x, y = np.meshgrid(coords, coords)
+    obj = np.where((x / half_axes[0]) ** 2 + (y / half_axes[1]) ** 2 < 1, 40.0, -1000.0)
+    half = max(4, int(0.25 * half_axes[1] / pixel_spacing_mm))
+    roi = (slice(size // 2 - half, size // 2 + half),) * 2
+
+    def stats(images, reference=40.0):
+        return {"noise_sd_hu": round(float(np.mean([im[roi].std() for im in images])), 2),
+                "bias_hu": round(float(np.mean([im[roi].mean() for im in images]) - reference), 2)}
+
+    full = [scan(obj, pixel_spacing_mm, 1.0, (1, r), **scanner) for r in range(repeats)]
+    low = [scan(obj, pixel_spacing_mm, dose_fraction, (2, r), **scanner) for r in range(repeats)]
+    lowered = [simulate_low_dose(im, pixel_spacing_mm, dose_fraction, (3, r), **scanner)
+               for r, im in enumerate(full)]
+    result = {"size": size, "pixel_spacing_mm": pixel_spacing_mm, "dose_fraction": dose_fraction,
+              "scan_full": stats(full), "scan_low": stats(low),
+              "simulate_low_dose": stats(lowered),
+              "added_noise": stats([b - a for a, b in zip(full, lowered)], 0.0)}
+    result["scan_noise_ratio_low_vs_full"] = round(
+        result["scan_low"]["noise_sd_hu"] / result["scan_full"]["noise_sd_hu"], 3)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ldct_tf.simulate",
+        description="Print the noise SD and bias (HU) that the scanner settings give, as JSON.")
+    parser.add_argument("--size", type=int, default=256, help="pixels (default 256)")
+    parser.add_argument("--pixel-spacing-mm", type=float, default=1.4)
+    parser.add_argument("--dose-fraction", type=float, default=0.25)
+    parser.add_argument("--i0", type=float, default=DEFAULT_I0)
+    parser.add_argument("--electronic-noise-var", type=float, default=DEFAULT_ELECTRONIC_NOISE_VAR)
+    parser.add_argument("--filter", dest="filter_name", default=DEFAULT_FILTER, choices=FILTERS)
+    args = parser.parse_args(argv)
+    print(json.dumps(calibration(args.size, args.pixel_spacing_mm, args.dose_fraction,
+                                 i0=args.i0, electronic_noise_var=args.electronic_noise_var,
+                                 filter_name=args.filter_name)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
