@@ -359,8 +359,17 @@ class _Skip(Exception):
     """A file (or frame) is unusable; the message is the one-line reason."""
 
 
-def read_ct_series(path: str | os.PathLike, *, salt: str | None = None) -> ReadResult:
+def read_ct_series(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    salt: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> ReadResult:
     """Read every CT image under `path` (a file or a folder, walked recursively in sorted order).
+
+    `path` may also be a list of files (one group of `index_series`, read by a pipeline worker);
+    `root` is then the folder the walk started from, whose sub-folder names give dose hints
+    (default: the files' common folder).
 
     Returns a ReadResult with the usable series (sorted by series_key) and the skipped files with
     their reasons. `salt` salts the SHA-256 series and patient keys (see `anonymous_key`); None
@@ -373,7 +382,15 @@ def read_ct_series(path: str | os.PathLike, *, salt: str | None = None) -> ReadR
     `warnings.catch_warnings`, which is process-wide: do not read DICOM in other threads meanwhile.
     """
     salt = _checked_salt(salt)
-    files, root = _walk(Path(path))
+    if isinstance(path, (str, os.PathLike)):
+        files, root = _walk(Path(path))
+    else:
+        files = sorted(Path(p) for p in path)
+        if not files:
+            raise LdctError("no DICOM files given; pass a DICOM file, a folder or a list of files")
+        root = Path(root) if root is not None else Path(os.path.commonpath(
+            [str(f.parent) for f in files]))
+        path = str(root)
     frames: list[_Frame] = []
     skipped: list[tuple[str, str]] = []
     for file in files:
@@ -393,6 +410,64 @@ def read_ct_series(path: str | os.PathLike, *, salt: str | None = None) -> ReadR
         len(series), n_slices, path, len(skipped),
     )
     return ReadResult(series=series, skipped=skipped, root=str(root))
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesFiles:
+    """The files of one series found by `index_series` (no pixel data read yet)."""
+
+    series_key: str
+    patient_key: str | None
+    files: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesIndex:
+    """Series found by a header-only pass over a tree, and the files it could not group."""
+
+    root: str
+    groups: list[SeriesFiles]
+    skipped: list[tuple[str, str]]
+
+
+def index_series(path: str | os.PathLike, *, salt: str | None = None) -> SeriesIndex:
+    """Group the files under `path` into series from their headers only (no pixel data).
+
+    A data pipeline indexes in its driver and reads each group with `read_ct_series(files,
+    root=index.root)` in a worker, so pixel data is decoded in parallel and only once. Files
+    that are not DICOM or have no SeriesInstanceUID are skipped here; every other check happens
+    when the group is read.
+    """
+    salt = _checked_salt(salt)
+    files, root = _walk(Path(path))
+    members: dict[str, list[str]] = collections.defaultdict(list)
+    patients: dict[str, str | None] = {}
+    skipped: list[tuple[str, str]] = []
+    tags = ["SeriesInstanceUID", "PatientID"]
+    for file in files:
+        notices: dict[str, list[str]] = {"warnings": [], "logs": []}
+        try:
+            with _captured_pydicom_notices(notices):
+                ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=tags)
+                series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+                patient_id = str(ds.get("PatientID", "") or "").strip()
+        except (InvalidDicomError, IsADirectoryError):
+            skipped.append((str(file), "not a DICOM file: no DICM marker after the 128-byte "
+                                       "preamble"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the walk
+            skipped.append((str(file), f"unreadable: {type(exc).__name__} while reading the "
+                                       "header; open it with pydicom.dcmread to see the details"))
+            continue
+        if not series_uid:
+            skipped.append((str(file), "missing SeriesInstanceUID (0020,000E): cannot group the "
+                                       "slice into a series"))
+            continue
+        key = anonymous_key(series_uid, salt)
+        members[key].append(str(file))
+        patients[key] = anonymous_key(patient_id, salt) if patient_id else None
+    groups = [SeriesFiles(key, patients[key], tuple(members[key])) for key in sorted(members)]
+    return SeriesIndex(str(root), groups, skipped)
 
 
 def _walk(path: Path) -> tuple[list[Path], Path]:

@@ -27,3 +27,12 @@ def centre_roi(size: int, half: int) -> tuple[slice, slice]:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """(config, workdir) of a tiny synthetic run prepared once per test session."""
+    from records_fixtures import prepare_tiny
+
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    return prepare_tiny(workdir), workdir

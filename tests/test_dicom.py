@@ -39,6 +39,7 @@ from ldct_tf.dicom import (
     dose_hint_from_text,
     estimate_noise_hu,
     find_dose_pairs,
+    index_series,
     pair_series,
     read_ct_series,
 )
@@ -462,3 +463,19 @@ def test_noise_estimate_matches_known_sigma():
     noise = np.random.default_rng(0).normal(0.0, 12.0, size=(4, 64, 64))
     assert estimate_noise_hu(noise) == pytest.approx(12.0, rel=0.05)
     assert estimate_noise_hu(noise + 500.0) == pytest.approx(estimate_noise_hu(noise))
+
+
+def test_index_then_read_groups_equals_reading_the_tree(tmp_path):
+    """The pipeline's driver/worker split gives the same series as one `read_ct_series` call."""
+    volumes = {name: write_series(tmp_path / name, n_slices=3, series_uid=uid)
+               for name, uid in (("a", OTHER_UID), ("b", PLANTED_SERIES_UID))}
+    (tmp_path / "notes.txt").write_text("not dicom")
+    index = index_series(tmp_path)
+    assert [Path(p).name for p, _ in index.skipped] == ["notes.txt"]
+    assert len(index.groups) == 2
+    whole = {s.series_key: s for s in read_ct_series(tmp_path).series}
+    for group in index.groups:
+        part = read_ct_series(list(group.files), root=index.root).series
+        assert [s.series_key for s in part] == [group.series_key]
+        np.testing.assert_array_equal(part[0].hu, whole[group.series_key].hu)
+    assert sorted(v.shape for v in volumes.values()) == sorted(s.hu.shape for s in whole.values())

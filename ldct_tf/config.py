@@ -1,0 +1,336 @@
+"""Run configuration: frozen dataclasses nested by concern, read from TOML, overridden by --set.
+
+Resolution order: the dataclass defaults below, then a TOML file (a preset in
+`pipelines/configs/` or your own), then ``--set section.key=value`` on the command line. Unknown
+sections or keys are rejected with the key named; values are type-checked and range-checked with
+the bad value quoted. The resolved config is written next to the run (`write_resolved`), so every
+work directory says how it was made (Model Garden's ``serialize_config``).
+
+Each section documents its keys and units. Later steps (classifier, CAM, denoiser, evaluation,
+export) add their own sections here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ldct_tf.errors import LdctError
+
+SOURCES = ("synthetic", "dicom", "paired-dicom")
+SPLITS = ("train", "val", "test")
+
+
+class ConfigError(LdctError):
+    """A config value or key is wrong; the message names it and the allowed values."""
+
+
+def _fail(section: str, key: str, message: str) -> None:
+    raise ConfigError(f"config [{section}] {key}: {message}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What `prepare` makes: source, geometry, dose, splits and shards.
+
+    source: "synthetic" (built-in phantoms), "dicom" (NDCT-only series; LDCT is simulated by
+      projection-domain noise insertion) or "paired-dicom" (real NDCT/LDCT pairs, Mayo/TCIA layout).
+    input: DICOM directory for the dicom sources (also `prepare --input`).
+    n_series: synthetic phantoms ("patients"), each its own series.
+    slices_per_series: synthetic slices per phantom (independent noise and lesion draws).
+    image_size: synthetic slice size, pixels (square).
+    pixel_spacing_mm: synthetic pixel size, mm.
+    dose_fraction: low dose relative to normal dose, in (0, 1) (0.25 = quarter dose).
+    split_fractions: train/val/test shares of the series (split by series, never by slice).
+    seed: master seed; every element derives its own seed from it and its identity.
+    num_shards: TFRecord shards per split (0 lets the runner choose).
+    compression: "" or "GZIP".
+    """
+
+    source: str = "synthetic"
+    input: str = ""
+    n_series: int = 24
+    slices_per_series: int = 4
+    image_size: int = 256
+    pixel_spacing_mm: float = 1.4
+    dose_fraction: float = 0.25
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    num_shards: int = 2
+    compression: str = ""
+
+    def __post_init__(self):
+        s = "data"
+        if self.source not in SOURCES:
+            _fail(s, "source", f"must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.n_series < 1:
+            _fail(s, "n_series", f"must be >= 1, got {self.n_series}")
+        if self.slices_per_series < 1:
+            _fail(s, "slices_per_series", f"must be >= 1, got {self.slices_per_series}")
+        if self.image_size < 16:
+            _fail(s, "image_size", f"must be >= 16 pixels, got {self.image_size}")
+        if not self.pixel_spacing_mm > 0:
+            _fail(s, "pixel_spacing_mm", f"must be > 0 mm, got {self.pixel_spacing_mm}")
+        if not 0 < self.dose_fraction < 1:
+            _fail(s, "dose_fraction", f"must be in (0, 1), got {self.dose_fraction}")
+        fractions = self.split_fractions
+        if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0):
+            _fail(s, "split_fractions",
+                  f"must be three shares >= 0 (train, val, test) summing to 1, got {fractions}")
+        if self.num_shards < 0:
+            _fail(s, "num_shards", f"must be >= 0, got {self.num_shards}")
+        if self.compression not in ("", "GZIP"):
+            _fail(s, "compression", f"must be \"\" or \"GZIP\", got {self.compression!r}")
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    """CT physics of `ldct_tf.simulate` (see its docstring for units and defaults).
+
+    i0: normal-dose photons per detector bin per view.
+    electronic_noise_var: Gaussian electronic noise variance, photon counts.
+    n_views: projections over 180 degrees; 0 = ceil(pi/2 * image size).
+    filter_name: FBP filter: ramp, shepp-logan, cosine, hamming or hann.
+    """
+
+    i0: float = 3.0e5
+    electronic_noise_var: float = 10.0
+    n_views: int = 0
+    filter_name: str = "hann"
+
+    def __post_init__(self):
+        from ldct_tf.simulate import FILTERS
+
+        if not self.i0 > 0:
+            _fail("scanner", "i0", f"must be > 0 photons, got {self.i0}")
+        if self.electronic_noise_var < 0:
+            _fail("scanner", "electronic_noise_var", f"must be >= 0, got {self.electronic_noise_var}")
+        if self.n_views < 0 or self.n_views == 1:
+            _fail("scanner", "n_views", f"must be 0 (auto) or >= 2, got {self.n_views}")
+        if self.filter_name not in FILTERS:
+            _fail("scanner", "filter_name", f"must be one of {', '.join(FILTERS)}, "
+                  f"got {self.filter_name!r}")
+
+    def simulate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `simulate.scan` / `simulate.simulate_low_dose`."""
+        return dict(i0=self.i0, electronic_noise_var=self.electronic_noise_var,
+                    n_views=self.n_views or None, filter_name=self.filter_name)
+
+
+@dataclass(frozen=True)
+class LesionConfig:
+    """Inserted lesions (see `ldct_tf.lesions`).
+
+    diameter_mm: (low, high) diameter, mm.
+    contrast_hu: (low, high) contrast magnitude, HU.
+    sign: "positive", "negative" or "both".
+    profile: "disk" (smooth-edged) or "gaussian".
+    """
+
+    diameter_mm: tuple[float, float] = (8.0, 14.0)
+    contrast_hu: tuple[float, float] = (40.0, 80.0)
+    sign: str = "both"
+    profile: str = "disk"
+
+    def __post_init__(self):
+        from ldct_tf.lesions import PROFILES
+
+        lo, hi = self.diameter_mm
+        if not 0 < lo <= hi:
+            _fail("lesion", "diameter_mm", f"must be [low, high] with 0 < low <= high, "
+                  f"got {list(self.diameter_mm)}")
+        lo, hi = self.contrast_hu
+        if not 0 <= lo <= hi:
+            _fail("lesion", "contrast_hu", f"must be [low, high] magnitudes with 0 <= low <= high "
+                  f"(the sign comes from `sign`), got {list(self.contrast_hu)}")
+        if self.sign not in ("positive", "negative", "both"):
+            _fail("lesion", "sign", f"must be positive, negative or both, got {self.sign!r}")
+        if self.profile not in PROFILES:
+            _fail("lesion", "profile", f"must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+
+    def sample_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `lesions.sample_lesion`."""
+        return dict(diameter_mm=self.diameter_mm, contrast_hu=self.contrast_hu, sign=self.sign,
+                    profile=self.profile)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """The tf.data reader used for training (`ldct_tf.data.make_dataset`).
+
+    patch_size: square training patch, pixels.
+    patches_per_slice: random patches cropped from each slice per epoch.
+    lesion_patch_fraction: share of patches forced to contain the lesion (lesion-present slices).
+    batch_size: patches per batch (global: split across replicas under a distribution strategy).
+    shuffle_buffer: patches in the shuffle buffer.
+    deterministic: fixed order and seeded crops (reproducible, a little slower).
+    """
+
+    patch_size: int = 64
+    patches_per_slice: int = 8
+    lesion_patch_fraction: float = 0.25
+    batch_size: int = 16
+    shuffle_buffer: int = 1024
+    deterministic: bool = False
+
+    def __post_init__(self):
+        if self.patch_size < 8:
+            _fail("input", "patch_size", f"must be >= 8 pixels, got {self.patch_size}")
+        if self.patches_per_slice < 1:
+            _fail("input", "patches_per_slice", f"must be >= 1, got {self.patches_per_slice}")
+        if not 0 <= self.lesion_patch_fraction <= 1:
+            _fail("input", "lesion_patch_fraction", f"must be in [0, 1], "
+                  f"got {self.lesion_patch_fraction}")
+        if self.batch_size < 1:
+            _fail("input", "batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.shuffle_buffer < 1:
+            _fail("input", "shuffle_buffer", f"must be >= 1, got {self.shuffle_buffer}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run: one section per concern."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    lesion: LesionConfig = field(default_factory=LesionConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: _plain(dataclasses.asdict(getattr(self, f.name)))
+                for f in dataclasses.fields(self)}
+
+    def section_hash(self, *names: str) -> str:
+        """SHA-256 (16 hex) of the named sections: what a cached step depends on."""
+        data = {name: self.to_dict()[name] for name in names}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then the TOML file at ``path`` (if any), then ``section.key=value`` overrides."""
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass a preset such as "
+                              "pipelines/configs/demo.toml")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        raw.setdefault(section, {})[key] = value
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """A `Config` from nested plain values, rejecting unknown sections and keys."""
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for name, values in raw.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section [{name}]; known sections: "
+                              f"{', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config [{name}] must be a table of keys, got {values!r}")
+        section_type = typing.get_type_hints(Config)[name]
+        kwargs[name] = _build_section(name, section_type, values)
+    return Config(**kwargs)
+
+
+def write_resolved(config: Config, path: str | Path) -> Path:
+    """Write the resolved config as TOML (readable back by `load_config`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_toml(config))
+    return path
+
+
+def to_toml(config: Config) -> str:
+    lines = ["# Resolved ldct_tf configuration (defaults + preset + overrides)."]
+    for section, values in config.to_dict().items():
+        lines.append(f"\n[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _build_section(name: str, section_type: type, values: dict[str, Any]):
+    hints = typing.get_type_hints(section_type)
+    known = [f.name for f in dataclasses.fields(section_type)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key [{name}] {key}; known keys: {', '.join(known)}")
+        kwargs[key] = _coerce(name, key, hints[key], value)
+    return section_type(**kwargs)
+
+
+def _coerce(section: str, key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item_types = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
+            _fail(section, key, f"must be a list of {len(item_types)} values, got {value!r}")
+        return tuple(_coerce(section, key, t, v) for t, v in zip(item_types, value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            _fail(section, key, f"must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(section, key, f"must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(section, key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            _fail(section, key, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint} for [{section}] {key}")
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """``section.key=value``; the value is read as TOML (numbers, lists, true), else a string."""
+    name, sep, text = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"--set {item!r} must look like section.key=value, "
+                          "e.g. --set data.n_series=8")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return section, key, value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,40 @@
+"""Where records live and how their files are named: one place for every step that reads or writes
+them (``prepare`` writes ``records/``, ``cam`` writes ``records_with_mask/``).
+
+Shards are ``<split>-SSSSS-of-NNNNN.tfrecord`` (``.tfrecord.gz`` when GZIP-compressed), the naming
+Beam's ``WriteToTFRecord`` and TFX use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ldct_tf.config import SPLITS
+
+RECORDS_DIR = "records"
+RECORDS_WITH_MASK_DIR = "records_with_mask"
+
+
+def suffix(compression: str) -> str:
+    return ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
+
+
+def pattern(records_dir: str | Path, split: str) -> str:
+    """Glob of one split's shards, either compression."""
+    return str(Path(records_dir) / f"{split}-*-of-*.tfrecord*")
+
+
+def shards(records_dir: str | Path, split: str) -> list[Path]:
+    return sorted(Path(records_dir).glob(f"{split}-*-of-*.tfrecord*"))
+
+
+def compression_of(path: str | Path) -> str:
+    """"GZIP" for ``.gz`` shards, else "" (what `tf.data.TFRecordDataset` expects)."""
+    return "GZIP" if str(path).endswith(".gz") else ""
+
+
+def remove_shards(records_dir: str | Path) -> None:
+    """Delete the shards of every split: an earlier run's extra shards must not mix in."""
+    for split in SPLITS:
+        for old in shards(records_dir, split):
+            old.unlink()

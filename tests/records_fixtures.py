@@ -1,0 +1,19 @@
+"""Tiny prepared work directories, made with the real Beam pipeline (in-process DirectRunner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ldct_tf import prepare
+from ldct_tf.config import load_config
+
+TINY = ["data.n_series=5", "data.slices_per_series=2", "data.image_size=64",
+        "data.pixel_spacing_mm=1.4", "lesion.diameter_mm=[5.0, 7.0]", "data.num_shards=2",
+        "input.patch_size=32", "input.batch_size=4", "input.patches_per_slice=4"]
+IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def prepare_tiny(workdir: Path, overrides=(), beam_args=IN_PROCESS):
+    config = load_config(None, [*TINY, *overrides])
+    prepare.run(config, workdir, list(beam_args))
+    return config

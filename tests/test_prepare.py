@@ -1,0 +1,170 @@
+"""The prepare pipeline on Beam's DirectRunner: records, splits, schema, stats, quarantine."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dicom_fixtures import PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
+from ldct_tf import features as F, records
+from ldct_tf.config import SPLITS
+from ldct_tf.examples import unit_examples
+from ldct_tf.units import synthetic_units
+from records_fixtures import prepare_tiny
+
+
+def _read_all(workdir):
+    """Every example of every split as a dict of NumPy values (decoded independently of TF)."""
+    out = {}
+    for split in SPLITS:
+        files = records.shards(workdir / "records", split)
+        items = []
+        for raw in tf.data.TFRecordDataset([str(f) for f in files]):
+            example = tf.train.Example.FromString(raw.numpy())
+            items.append({k: _value(k, v) for k, v in example.features.feature.items()})
+        out[split] = items
+    return out
+
+
+def _value(key, feature):
+    if key in (F.LDCT, F.NDCT):
+        return feature.bytes_list.value[0]
+    if feature.bytes_list.value:
+        return feature.bytes_list.value[0].decode()
+    if feature.int64_list.value:
+        return feature.int64_list.value[0]
+    values = list(feature.float_list.value)
+    return values if len(values) > 1 else values[0]
+
+
+def _hu(item, key):
+    return np.frombuffer(item[key], "<i2").reshape(item[F.HEIGHT], item[F.WIDTH])
+
+
+def test_records_hold_exactly_the_examples_of_the_pure_function(tiny_run):
+    config, workdir = tiny_run
+    written = _read_all(workdir)
+    expected = {}
+    for unit in synthetic_units(config):
+        for kind, split, values in unit_examples(unit, config):
+            assert kind == "example"
+            expected[(values[F.SERIES_KEY], values[F.SLICE_INDEX], values[F.LABEL])] = values
+    got = {(i[F.SERIES_KEY], i[F.SLICE_INDEX], i[F.LABEL]): i for s in SPLITS for i in written[s]}
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        for image in (F.LDCT, F.NDCT):
+            np.testing.assert_array_equal(_hu(got[key], image),
+                                          np.rint(values[image]).astype(np.int16))
+        assert got[key][F.LESION_ROW] == pytest.approx(values[F.LESION_ROW])
+        assert got[key][F.LESION_CONTRAST_HU] == pytest.approx(values[F.LESION_CONTRAST_HU],
+                                                               rel=1e-6)
+
+
+def test_splits_are_disjoint_by_series_and_test_comes_in_matched_twins(tiny_run):
+    _, workdir = tiny_run
+    written = _read_all(workdir)
+    series = {s: {i[F.SERIES_KEY] for i in written[s]} for s in SPLITS}
+    assert not (series["train"] & series["val"] or series["train"] & series["test"]
+                or series["val"] & series["test"])
+    twins = {}
+    for item in written["test"]:
+        twins.setdefault(item[F.PAIR_ID], []).append(item)
+    assert twins and all(len(t) == 2 for t in twins.values())
+    for a, b in twins.values():
+        assert {a[F.LABEL], b[F.LABEL]} == {0, 1}
+        assert (a[F.LESION_ROW], a[F.LESION_COL]) == (b[F.LESION_ROW], b[F.LESION_COL])
+        absent = a if a[F.LABEL] == 0 else b
+        assert absent[F.LESION_CONTRAST_HU] == 0.0
+        assert not np.array_equal(_hu(a, F.NDCT), _hu(b, F.NDCT))  # independent noise
+    for split in ("train", "val"):
+        assert all(i[F.PAIR_ID] == -1 for i in written[split])
+
+
+def test_schema_json_describes_what_is_written(tiny_run):
+    _, workdir = tiny_run
+    schema = json.loads((workdir / "records" / "schema.json").read_text())["features"]
+    item = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(
+        [str(f) for f in records.shards(workdir / "records", "train")]))).numpy())
+    assert set(item.features.feature) == set(schema)
+    for key, feature in item.features.feature.items():
+        kind = feature.WhichOneof("kind").replace("_list", "").replace("int64", "int64")
+        assert schema[key]["kind"] == kind, key
+
+
+def test_stats_json_agrees_with_the_records(tiny_run):
+    _, workdir = tiny_run
+    stats = json.loads((workdir / "records" / "stats.json").read_text())["splits"]
+    written = _read_all(workdir)
+    for split in SPLITS:
+        items = written[split]
+        assert stats[split]["examples"] == len(items)
+        assert stats[split]["labels"]["1"] == sum(i[F.LABEL] for i in items)
+        if items:
+            ndct = np.concatenate([_hu(i, F.NDCT).ravel() for i in items]).astype(np.float64)
+            assert stats[split]["ndct"]["mean_hu"] == pytest.approx(ndct.mean(), abs=0.01)
+            assert stats[split]["ndct"]["sd_hu"] == pytest.approx(ndct.std(), abs=0.01)
+            median = np.percentile(ndct, 50, method="inverted_cdf")
+            assert stats[split]["ndct"]["percentiles_hu"]["p50"] == median
+            assert stats[split]["ldct"]["noise_index_hu"] > stats[split]["ndct"]["noise_index_hu"]
+    assert json.loads((workdir / "records" / "quarantine.json").read_text()) == []
+    assert (workdir / "records" / "config.toml").exists()
+
+
+@pytest.mark.slow
+def test_worker_count_does_not_change_the_examples(tiny_run, tmp_path):
+    config, workdir = tiny_run
+    prepare_tiny(tmp_path, beam_args=["--direct_running_mode=multi_processing",
+                                      "--direct_num_workers=2"])
+    one, two = _read_all(workdir), _read_all(tmp_path)
+    for split in SPLITS:
+        key = (lambda i: (i[F.SERIES_KEY], i[F.SLICE_INDEX], i[F.LABEL]))
+        assert sorted(map(key, one[split])) == sorted(map(key, two[split]))
+        a = {key(i): i[F.LDCT] for i in one[split]}
+        assert all(a[key(i)] == i[F.LDCT] for i in two[split])
+
+
+def test_dicom_source_with_a_broken_file_lands_in_quarantine(tmp_path):
+    dicom_dir = tmp_path / "dicom"
+    for p in range(3):  # three patients, each one series of 64x64 "abdomen" slices
+        write_series(dicom_dir / f"patient{p}", n_slices=2, rows=64, cols=64,
+                     pixel_spacing=(1.4, 1.4), series_uid=f"1.2.826.0.1.3680043.8.498.{p + 10}",
+                     patient_id=f"{PLANTED_PATIENT_ID}{p}", stored_volume=_abdomen_stored(p))
+    (dicom_dir / "patient0" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    workdir = tmp_path / "run"
+    prepare_tiny(workdir, ["data.source=\"dicom\"", f"data.input=\"{dicom_dir}\""])
+    quarantine = json.loads((workdir / "records" / "quarantine.json").read_text())
+    assert [q["path"].endswith("broken.dcm") for q in quarantine] == [True]
+    stats = json.loads((workdir / "records" / "stats.json").read_text())["splits"]
+    assert sum(s["examples"] for s in stats.values()) == 2 + 2 + 4  # test slices come twice
+    blob = b"".join(f.read_bytes() for f in workdir.rglob("*") if f.is_file())
+    for planted in PLANTED_VALUES:
+        assert planted.encode() not in blob
+
+
+def _abdomen_stored(seed):
+    """Stored values (HU + 1024) of a 64x64 phantom slice pair, as write_series expects."""
+    from ldct_tf.phantoms import make_phantom
+    from ldct_tf.simulate import scan
+
+    slices = [scan(make_phantom(64, 1.4, seed=[seed, k]), 1.4, 1.0, k) for k in range(2)]
+    return np.clip(np.rint(np.stack(slices)) + 1024, 0, 4095).astype(np.int16)
+
+
+def test_bad_config_value_exits_with_one_line_and_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "ldct_tf.prepare", "--workdir", str(tmp_path),
+         "--set", "data.dose_fraction=2"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "config [data] dose_fraction: must be in (0, 1), got 2" in result.stderr
+
+
+def test_missing_dicom_input_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "ldct_tf.prepare", "--workdir", str(tmp_path), "--source",
+         "dicom", "--input", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "does not exist" in result.stderr
