@@ -10,6 +10,7 @@ pipeline's throughput in slices/s for synthetic 256x256 slices with 1 and 2 Beam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,7 +29,8 @@ def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int) -> f
                                 f"data.image_size={image_size}",
                                 "data.split_fractions=[1.0, 0.0, 0.0]", "data.num_shards=2"])
     started = time.perf_counter()
-    prepare.run(config, workdir, [f"--direct_num_workers={workers}"])
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
+        prepare.run(config, workdir, [f"--direct_num_workers={workers}"])
     return slices / (time.perf_counter() - started)
 
 
@@ -62,7 +64,7 @@ def train_rate(config, steps: int, filters: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=16, help="synthetic slices to prepare")
+    parser.add_argument("--slices", type=int, default=24, help="synthetic slices to prepare")
     parser.add_argument("--batches", type=int, default=200, help="reader batches to time")
     parser.add_argument("--train-steps", type=int, default=40)
     parser.add_argument("--filters", type=int, default=32, help="demo RED-CNN width")
