@@ -10,7 +10,8 @@ import importlib
 import sys
 
 # Step name -> module; each module has `main(argv) -> int`.
-STEPS: dict[str, str] = {}
+STEPS: dict[str, str] = {"prepare": "ldct_tf.prepare", "train": "ldct_tf.train",
+                         "cam": "ldct_tf.cam"}
 
 
 def info() -> int:
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown step {step!r}; choose one of: info, {', '.join(STEPS)}",
               file=sys.stderr)
         return 2
-    return importlib.import_module(STEPS[step]).main(rest)
+    from ldct_tf.cli import quiet_startup
+    from ldct_tf.errors import run_cli
+
+    quiet_startup()
+    return run_cli(importlib.import_module(STEPS[step]).main, rest)
 
 
 if __name__ == "__main__":

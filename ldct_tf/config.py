@@ -195,6 +195,74 @@ class InputConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """The lesion classifier of `train --phase classifier` (the paper's detection CNN).
+
+    patch_size: square patch of the detection task, pixels.
+    patches_per_slice: patches per training slice per epoch (random offsets and orientations).
+    max_offset_px: the (sham) lesion lies up to this far from the patch centre, both classes alike.
+    filters: width of the first block (doubled in each of the next two).
+    epochs, batch_size, learning_rate: Adam training; the checkpoint with the best val loss is kept.
+    patience: stop after this many epochs without a better val loss.
+    use_ldct: also train on the LDCT image of each slice (default: NDCT only, as the paper).
+    """
+
+    patch_size: int = 64
+    patches_per_slice: int = 8
+    max_offset_px: int = 12
+    filters: int = 16
+    epochs: int = 25
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 6
+    use_ldct: bool = False
+
+    def __post_init__(self):
+        s = "classifier"
+        if self.patch_size < 16 or self.patch_size % 4:
+            _fail(s, "patch_size", f"must be a multiple of 4 and >= 16, got {self.patch_size}")
+        if not 0 <= self.max_offset_px < self.patch_size // 2:
+            _fail(s, "max_offset_px", f"must be in [0, patch_size/2), got {self.max_offset_px}")
+        for key in ("patches_per_slice", "filters", "epochs", "batch_size", "patience"):
+            if getattr(self, key) < 1:
+                _fail(s, key, f"must be >= 1, got {getattr(self, key)}")
+        if not self.learning_rate > 0:
+            _fail(s, "learning_rate", f"must be > 0, got {self.learning_rate}")
+
+
+CAM_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
+
+
+@dataclass(frozen=True)
+class CamConfig:
+    """Activation maps of `python -m ldct_tf.cam` (tf-keras-vis on the trained classifier).
+
+    method: gradcam, gradcam++, layercam or scorecam.
+    layer: convolutional layer whose activations are weighted; "" = the last one, by name.
+    normalize: per-image scaling of the map into [0, 1]: "minmax" ((A - min) / (max - min), as
+      tf-keras-vis does) or "max" (A / max, so zero activation stays zero).
+    upsample: interpolation from the layer's resolution to the slice: "bilinear" or "nearest".
+    batch_size: slices per tf-keras-vis call (batched calls keep its eager overhead small).
+    """
+
+    method: str = "gradcam"
+    layer: str = ""
+    normalize: str = "minmax"
+    upsample: str = "bilinear"
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.method not in CAM_METHODS:
+            _fail("cam", "method", f"must be one of {', '.join(CAM_METHODS)}, got {self.method!r}")
+        if self.normalize not in ("minmax", "max"):
+            _fail("cam", "normalize", f"must be minmax or max, got {self.normalize!r}")
+        if self.upsample not in ("bilinear", "nearest"):
+            _fail("cam", "upsample", f"must be bilinear or nearest, got {self.upsample!r}")
+        if self.batch_size < 1:
+            _fail("cam", "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole run: one section per concern."""
 
@@ -202,6 +270,8 @@ class Config:
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     lesion: LesionConfig = field(default_factory=LesionConfig)
     input: InputConfig = field(default_factory=InputConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    cam: CamConfig = field(default_factory=CamConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name)))

@@ -117,11 +117,58 @@ def _patches(example: dict, seed, size: int, count: int, lesion_fraction: float,
                                                   size)
         top = tf.concat([lesion_top, top[n_lesion:]], axis=0)
         left = tf.concat([lesion_left, left[n_lesion:]], axis=0)
-    rows = top[:, None] + tf.range(size)[None, :]
-    cols = left[:, None] + tf.range(size)[None, :]
-    patches = tf.gather(tf.gather(stacked, rows), cols, axis=2, batch_dims=1)
+    patches = _crop(stacked, top, left, size)
     patches = _augment(patches, seeds[2])
     return tuple(patches[..., i:i + 1] for i in range(len(keys)))
+
+
+def _crop(image, top, left, size: int):
+    """``[n, size, size, C]`` patches of ``image`` (``[H, W, C]``) at the given corners."""
+    rows = top[:, None] + tf.range(size)[None, :]
+    cols = left[:, None] + tf.range(size)[None, :]
+    return tf.gather(tf.gather(image, rows), cols, axis=2, batch_dims=1)
+
+
+def make_lesion_patches(file_pattern, image_key: str, size: int, per_slice: int,
+                        max_offset: int, training: bool, batch_size: int,
+                        seed: int | None = None) -> "tf.data.Dataset":
+    """The detection task of observer studies, as ``(patch, label)`` batches.
+
+    Each slice gives ``per_slice`` patches of ``image_key`` (LDCT or NDCT) whose centre lies up to
+    ``max_offset`` pixels from the lesion centre, for both classes alike (a lesion-absent slice
+    uses its sham lesion, in soft tissue), so position tells the classifier nothing. Training
+    patches are flipped and rotated and shuffled; otherwise offsets are fixed by ``seed`` and the
+    order is the file order (evaluation on the same patches for LDCT and NDCT).
+    """
+    ds = read_slices(file_pattern)
+    if training:
+        ds = ds.shuffle(256, seed=seed)
+    seeds = _seeds(seed) if training else tf.data.Dataset.range(2 ** 62).map(
+        lambda i: tf.stack([tf.cast(seed or 0, tf.int64), i]))
+
+    def patches(example, pair):
+        image = example[image_key]
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        split = tf.random.experimental.stateless_split(pair, 2)
+        shift = tf.random.stateless_uniform([per_slice, 2], split[0], minval=-max_offset,
+                                            maxval=max_offset + 1, dtype=tf.int32)
+        centre = tf.cast(tf.round(tf.stack([example[F.LESION_ROW], example[F.LESION_COL]])),
+                         tf.int32)
+        corner = centre[None, :] + shift - size // 2
+        top = tf.clip_by_value(corner[:, 0], 0, height - size)
+        left = tf.clip_by_value(corner[:, 1], 0, width - size)
+        cut = _crop(image, top, left, size)
+        if training:
+            cut = _augment(cut, split[1])
+        labels = tf.fill([per_slice, 1], tf.cast(example[F.LABEL], tf.float32))
+        return cut, labels
+
+    ds = tf.data.Dataset.zip(ds, seeds).map(patches, num_parallel_calls=AUTOTUNE,
+                                            deterministic=not training)
+    ds = ds.unbatch()
+    if training:
+        ds = ds.shuffle(2048, seed=seed)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def _random_corners(seed, count, height, width, size):

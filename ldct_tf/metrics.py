@@ -53,3 +53,26 @@ def noise_index_hu(hu: np.ndarray, window: int = NOISE_WINDOW_PX,
     counts = ndimage.uniform_filter1d(counts.astype(np.float64), 3)  # steadier mode
     i = int(np.argmax(counts))
     return float((edges[i] + edges[i + 1]) / 2.0)
+
+
+def auc(scores, labels) -> float:
+    """Area under the ROC curve: the Mann-Whitney probability that a lesion-present case scores
+    higher than a lesion-absent one, ties counting one half. NaN without both classes."""
+    from scipy.stats import rankdata
+
+    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel() > 0.5
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks give ties one half
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def youden_threshold(scores, labels) -> float:
+    """The score threshold that maximises sensitivity + specificity - 1 (Youden's J)."""
+    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel() > 0.5
+    candidates = np.unique(scores)
+    if candidates.size == 0:
+        return 0.5
+    j = [np.mean(scores[labels] >= t) - np.mean(scores[~labels] >= t) for t in candidates]
+    return float(candidates[int(np.argmax(j))])

@@ -36,3 +36,12 @@ def tiny_run(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("tiny_run")
     return prepare_tiny(workdir), workdir
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_run):
+    """(config, workdir, metrics) after training the classifier of the tiny run."""
+    from ldct_tf import classifier_training
+
+    config, workdir = tiny_run
+    return config, workdir, classifier_training.run(config, workdir)

@@ -1,0 +1,149 @@
+"""Phase "classifier": train the lesion-present / lesion-absent CNN on the detection task.
+
+Patches of NDCT (option: LDCT too) around the lesion or its sham twin, at random offsets and
+orientations (`ldct_tf.data.make_lesion_patches`); validation loss picks the best epoch and stops
+training after ``patience`` epochs without improvement. Writes
+
+- ``<workdir>/classifier/model.keras`` (best val loss; loadable with ``keras.models.load_model``),
+- ``<workdir>/classifier/metrics.json``: test AUC on the NDCT and LDCT patch task, accuracy at the
+  decision threshold chosen on val (Youden's J), the threshold, and the training summary,
+- TensorBoard logs under ``<workdir>/logs/classifier``.
+
+Always trained in float32 (it is small; its gradients feed Grad-CAM, which wants float32).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf import cli, data, features as F, metrics, records
+from ldct_tf.config import Config
+from ldct_tf.errors import LdctError
+from ldct_tf.models.classifier import build_classifier
+from ldct_tf.precision import policy_scope
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+log = logging.getLogger("ldct_tf.classifier")
+
+CLASSIFIER_DIR = "classifier"
+MODEL_FILE = "model.keras"
+
+
+def model_path(workdir: Path) -> Path:
+    return Path(workdir) / CLASSIFIER_DIR / MODEL_FILE
+
+
+def load_classifier(workdir: Path) -> keras.Model:
+    """The trained classifier of ``workdir``; a clear error naming the command when missing."""
+    path = model_path(workdir)
+    if not path.is_file():
+        raise LdctError(f"classifier model {path} not found; train it with `python -m "
+                        f"ldct_tf.train --phase classifier --workdir {workdir}`")
+    return keras.models.load_model(path)
+
+
+def split_sizes(workdir: Path) -> dict[str, int]:
+    """Examples per split, from the records' ``stats.json``."""
+    stats = Path(workdir) / records.RECORDS_DIR / "stats.json"
+    if not stats.is_file():
+        raise LdctError(f"{stats} not found; run `python -m ldct_tf.prepare --workdir {workdir}` "
+                        "first")
+    return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}
+
+
+def run(config: Config, workdir: Path) -> dict:
+    """Train, keep the best checkpoint, measure test AUC; return ``metrics.json`` as a dict."""
+    cfg = config.classifier
+    workdir = Path(workdir)
+    out = workdir / CLASSIFIER_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cli.save_config(config, workdir, out)
+    sizes = split_sizes(workdir)
+    rec = workdir / records.RECORDS_DIR
+    if not sizes["train"]:
+        raise LdctError(f"the train split of {rec} is empty; prepare more series")
+    keras.utils.set_random_seed(config.data.seed)
+
+    def patches(split, key, training):
+        return data.make_lesion_patches(
+            records.pattern(rec, split), key, cfg.patch_size,
+            cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
+            cfg.batch_size, seed=config.data.seed + (0 if training else 7))
+
+    train = patches("train", F.NDCT, True)
+    if cfg.use_ldct:
+        train = train.concatenate(patches("train", F.LDCT, True))
+    val = patches("val", F.NDCT, False) if sizes["val"] else None
+    # Val loss, not val AUC, picks the checkpoint: on a small val split AUC saturates at 1.0
+    # early while the loss still tells better models apart.
+    monitor = "val_loss" if val is not None else "loss"
+    if val is None:
+        log.warning("warning: the val split is empty; the checkpoint is chosen on training loss")
+    started = time.time()
+    with policy_scope("float32"), data.naming_corrupt_shards(records.pattern(rec, "*")), \
+            warnings.catch_warnings():
+        # Keras warns at the end of every epoch of a tf.data input of unknown length.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model = build_classifier(cfg.filters)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                      loss="binary_crossentropy",
+                      metrics=[keras.metrics.AUC(name="auc"),
+                               keras.metrics.BinaryAccuracy(name="accuracy")])
+        history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2,
+                            callbacks=[
+                                keras.callbacks.ModelCheckpoint(
+                                    str(out / MODEL_FILE), monitor=monitor, mode="min",
+                                    save_best_only=True),
+                                keras.callbacks.EarlyStopping(monitor=monitor,
+                                                              patience=cfg.patience),
+                                keras.callbacks.TensorBoard(str(workdir / "logs" / "classifier")),
+                                keras.callbacks.TerminateOnNaN()])
+        best = keras.models.load_model(out / MODEL_FILE)
+        result = _evaluate(best, patches, sizes)
+    result.update(training_seconds=round(time.time() - started, 1), epochs=cfg.epochs,
+                  epochs_run=len(history.history[monitor]),
+                  best_epoch=int(np.argmin(history.history[monitor])) + 1,
+                  checkpoint_metric=monitor, patch_size=cfg.patch_size, trained_on_ldct=cfg.use_ldct)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"classifier: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
+          f"(patch task, {result['test_patches']} patches); threshold {result['threshold']}; "
+          f"model {out / MODEL_FILE}")
+    return result
+
+
+def _scores(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    scores, labels = [], []
+    for x, y in dataset:
+        scores.append(model.predict_on_batch(x).ravel())
+        labels.append(y.numpy().ravel())
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def _evaluate(model, patches, sizes) -> dict:
+    """AUC on the val and test patch tasks, and accuracy at the val-chosen threshold."""
+    result: dict = {}
+    threshold = 0.5
+    if sizes["val"]:
+        val_scores, val_labels = _scores(model, patches("val", F.NDCT, False))
+        threshold = metrics.youden_threshold(val_scores, val_labels)
+        result["val_auc_ndct"] = round(metrics.auc(val_scores, val_labels), 4)
+    result["threshold"] = round(threshold, 4)
+    result["test_patches"] = 0
+    for key, name in ((F.NDCT, "ndct"), (F.LDCT, "ldct")):
+        if not sizes["test"]:
+            result[f"test_auc_{name}"] = result[f"test_accuracy_{name}"] = None
+            continue
+        scores, labels = _scores(model, patches("test", key, False))
+        result[f"test_auc_{name}"] = round(metrics.auc(scores, labels), 4)
+        result[f"test_accuracy_{name}"] = round(float(np.mean((scores >= threshold) == labels)), 4)
+        result["test_patches"] = int(labels.size)
+    return result

@@ -1,0 +1,135 @@
+"""Activation maps: tf-keras-vis against an independent Grad-CAM, storage, errors."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ldct_tf import cam, data, features as F, records
+from ldct_tf.config import CamConfig
+from ldct_tf.errors import LdctError
+from ldct_tf.models.classifier import CAM_LAYER, build_classifier
+
+
+def _disk_images(n, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:size, :size]
+    images, labels = [], []
+    for k in range(n):
+        image = 0.26 + rng.normal(0, 0.002, (size, size))
+        if k % 2:
+            r, c = rng.integers(8, size - 8, 2)
+            image += 0.02 * (np.hypot(rr - r, cc - c) < 3)
+        images.append(image)
+        labels.append(k % 2)
+    return np.array(images, np.float32)[..., None], np.array(labels, np.float32)[:, None]
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    keras.utils.set_random_seed(0)
+    model = build_classifier(4)
+    model.compile(keras.optimizers.Adam(3e-3), "binary_crossentropy")
+    x, y = _disk_images(32)
+    model.fit(x, y, epochs=15, batch_size=8, verbose=0)
+    return model
+
+
+def _reference_gradcam(model, images):
+    """Grad-CAM by hand: ReLU of the gradient-weighted sum of the layer's feature maps (the
+    gradient of the pre-sigmoid logit), upsampled bilinearly, min-max normalised."""
+    features_model = keras.Model(model.inputs, [model.get_layer(CAM_LAYER).output,
+                                                model.get_layer("pool").output])
+    head = model.get_layer("lesion_score")
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        features, pooled = features_model(x)
+        tape.watch(features)
+        logit = tf.matmul(pooled, head.kernel) + head.bias
+    grads = tape.gradient(logit, features)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    raw = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[..., None]
+    up = tf.image.resize(raw, images.shape[1:3], method="bilinear")[..., 0].numpy()
+    low, high = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
+    return (up - low) / np.where(high > low, high - low, 1)
+
+
+def test_tf_keras_vis_map_equals_a_hand_written_gradcam(tiny_classifier):
+    images, labels = _disk_images(6, seed=1)
+    visualizer = cam.make_visualizer(tiny_classifier, "gradcam")
+    maps = cam.activation_maps(visualizer, images, CAM_LAYER, CamConfig())
+    reference = _reference_gradcam(tiny_classifier, images)
+    assert maps.shape == (6, 32, 32) and np.isfinite(maps).all()
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
+    for got, want in zip(maps, reference):
+        if want.max() > 0:
+            assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "layercam", "scorecam"])
+def test_other_methods_give_maps_in_range(tiny_classifier, method):
+    images, _ = _disk_images(2, seed=2)
+    visualizer = cam.make_visualizer(tiny_classifier, method)
+    maps = cam.activation_maps(visualizer, images, CAM_LAYER, CamConfig(method=method))
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+    assert 0.0 <= maps.min() and maps.max() <= 1.0
+
+
+def test_normalize_maps_follows_the_formula(rng):
+    maps = rng.random((3, 5, 5)) * 4 + 1
+    minmax = cam.normalize_maps(maps, "minmax")
+    np.testing.assert_allclose(minmax[0], (maps[0] - maps[0].min()) / np.ptp(maps[0]), rtol=1e-6)
+    np.testing.assert_allclose(cam.normalize_maps(maps, "max")[1], maps[1] / maps[1].max(),
+                               rtol=1e-6)
+    assert (cam.normalize_maps(np.zeros((1, 4, 4)), "minmax") == 0).all()
+
+
+def test_lesion_to_body_ratio_by_formula():
+    ndct = np.full((20, 20), 40.0)
+    ndct[:, :5] = -1000.0  # air is not body
+    mask = np.zeros((20, 20))
+    mask[9:12, 9:12] = 1.0
+    rr, cc = np.ogrid[:20, :20]
+    disc = np.hypot(rr - 10, cc - 10) <= 1.0
+    expected = mask[disc].mean() / mask[:, 5:].mean()
+    assert cam.lesion_to_body_ratio(mask, ndct, 10, 10, 1.0) == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def cam_run(trained_tiny):
+    config, workdir, _ = trained_tiny
+    return config, workdir, cam.run(config, workdir)
+
+
+def test_records_with_mask_round_trip(cam_run):
+    config, workdir, summary = cam_run
+    before = records.pattern(workdir / records.RECORDS_DIR, "test")
+    after = records.pattern(workdir / records.RECORDS_WITH_MASK_DIR, "test")
+    originals = list(data.make_dataset(before, config, False))
+    masked = list(data.make_dataset(after, config, False, with_mask=True))
+    assert len(originals) == len(masked) > 0
+    for a, b in zip(originals, masked):
+        np.testing.assert_array_equal(a[F.LDCT], b[F.LDCT])
+        np.testing.assert_array_equal(a[F.NDCT], b[F.NDCT])
+        assert b[F.MASK].shape == a[F.NDCT].shape
+        m = b[F.MASK].numpy()
+        assert 0.0 <= m.min() and m.max() <= 1.0 and m.max() > 0
+    saved = json.loads((workdir / "cam" / "summary.json").read_text())
+    assert saved["layer"] == CAM_LAYER and saved["method"] == "gradcam"
+    assert (workdir / "cam" / "figures" / "maps.png").stat().st_size > 1000
+    schema = json.loads((workdir / records.RECORDS_WITH_MASK_DIR / "schema.json").read_text())
+    assert F.MASK in schema["features"]
+
+
+def test_missing_classifier_names_path_and_command(tiny_run, tmp_path):
+    config, _ = tiny_run
+    with pytest.raises(LdctError, match=r"classifier/model.keras not found.*--phase classifier"):
+        cam.load_classifier(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.cam", "--workdir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "prepare" in result.stderr  # no records yet: the first missing thing is named
