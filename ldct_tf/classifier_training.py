@@ -51,15 +51,6 @@ def load_classifier(workdir: Path) -> keras.Model:
     return keras.models.load_model(path)
 
 
-def split_sizes(workdir: Path) -> dict[str, int]:
-    """Examples per split, from the records' ``stats.json``."""
-    stats = Path(workdir) / records.RECORDS_DIR / "stats.json"
-    if not stats.is_file():
-        raise LdctError(f"{stats} not found; run `python -m ldct_tf.prepare --workdir {workdir}` "
-                        "first")
-    return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}
-
-
 def run(config: Config, workdir: Path) -> dict:
     """Train, keep the best checkpoint, measure test AUC; return ``metrics.json`` as a dict."""
     cfg = config.classifier
@@ -67,8 +58,8 @@ def run(config: Config, workdir: Path) -> dict:
     out = workdir / CLASSIFIER_DIR
     out.mkdir(parents=True, exist_ok=True)
     cli.save_config(config, workdir, out)
-    sizes = split_sizes(workdir)
     rec = workdir / records.RECORDS_DIR
+    sizes = records.split_sizes(rec)
     if not sizes["train"]:
         raise LdctError(f"the train split of {rec} is empty; prepare more series")
     keras.utils.set_random_seed(config.data.seed)
@@ -98,7 +89,7 @@ def run(config: Config, workdir: Path) -> dict:
                       loss="binary_crossentropy",
                       metrics=[keras.metrics.AUC(name="auc"),
                                keras.metrics.BinaryAccuracy(name="accuracy")])
-        history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2,
+        history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False,
                             callbacks=[
                                 keras.callbacks.ModelCheckpoint(
                                     str(out / MODEL_FILE), monitor=monitor, mode="min",

@@ -168,9 +168,11 @@ class InputConfig:
     patch_size: square training patch, pixels.
     patches_per_slice: random patches cropped from each slice per epoch.
     lesion_patch_fraction: share of patches forced to contain the lesion (lesion-present slices).
-    batch_size: patches per batch (global: split across replicas under a distribution strategy).
+    batch_size: patches per batch per replica (the global batch grows with the replicas of a
+      distribution strategy).
     shuffle_buffer: patches in the shuffle buffer.
-    deterministic: fixed order and seeded crops (reproducible, a little slower).
+    deterministic: fixed order, seeded crops and deterministic TensorFlow ops in training
+      (reproducible, slower).
     """
 
     patch_size: int = 64
@@ -262,6 +264,116 @@ class CamConfig:
             _fail("cam", "batch_size", f"must be >= 1, got {self.batch_size}")
 
 
+ARCHITECTURES = ("redcnn", "unet")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The denoiser network.
+
+    arch: "redcnn" (Chen et al. 2017) or "unet" (residual U-Net).
+    filters: width (RED-CNN: every layer, 96 in the paper; U-Net: first level, doubled per level).
+    depth: RED-CNN conv (and deconv) layers, 5 in the paper; U-Net pooling levels.
+    kernel_size: RED-CNN 5 in the paper; U-Net 3.
+    """
+
+    arch: str = "redcnn"
+    filters: int = 96
+    depth: int = 5
+    kernel_size: int = 5
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            _fail("model", "arch", f"must be one of {', '.join(ARCHITECTURES)}, got {self.arch!r}")
+        for key in ("filters", "depth", "kernel_size"):
+            if getattr(self, key) < 1:
+                _fail("model", key, f"must be >= 1, got {getattr(self, key)}")
+        if self.kernel_size % 2 == 0:
+            _fail("model", "kernel_size", f"must be odd, got {self.kernel_size}")
+
+
+FINETUNE_MODES = ("weighted", "pairs")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Phase 1: plain MSE on LDCT -> NDCT.
+
+    epochs: passes over the training slices (``input.patches_per_slice`` patches each).
+    learning_rate: Adam learning rate (constant).
+    """
+
+    epochs: int = 10
+    learning_rate: float = 5e-4
+
+    def __post_init__(self):
+        _check_phase("pretrain", self.epochs, self.learning_rate)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Phase 2: from the best pretrain checkpoint, with a fresh optimizer.
+
+    mode: "weighted" (pixel weights ``w = weight_floor + (1 - weight_floor) * A`` in `masked_mse`)
+      or "pairs" (the paper's literal wording: MSE on LDCT*A -> NDCT*A; written to
+      ``denoiser/finetune_pairs``).
+    weight_floor: weight of pixels the map ignores. 0.2 keeps every pixel in the loss (a zero
+      floor would let the network ignore noise wherever the map is dark: most of the image), while
+      lesion pixels (A near 1) weigh 5x more.
+    epochs, learning_rate: as pretrain; finetuning uses a smaller rate by default.
+    """
+
+    mode: str = "weighted"
+    weight_floor: float = 0.2
+    epochs: int = 5
+    learning_rate: float = 1e-4
+
+    def __post_init__(self):
+        _check_phase("finetune", self.epochs, self.learning_rate)
+        if self.mode not in FINETUNE_MODES:
+            _fail("finetune", "mode", f"must be one of {', '.join(FINETUNE_MODES)}, "
+                  f"got {self.mode!r}")
+        if not 0 <= self.weight_floor <= 1:
+            _fail("finetune", "weight_floor", f"must be in [0, 1], got {self.weight_floor}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the denoiser is trained.
+
+    precision: "auto" (mixed_float16 on a GPU, else float32), "float32", "mixed_float16" or
+      "mixed_bfloat16".
+    strategy: "auto" (MirroredStrategy when more than one GPU is visible), "mirrored" or "none".
+    backup_every_steps: interrupted training resumes from the last backup (also at epoch ends).
+    image_panels: validation slices shown in TensorBoard every epoch (lesion-present first).
+    """
+
+    precision: str = "auto"
+    strategy: str = "auto"
+    backup_every_steps: int = 50
+    image_panels: int = 4
+
+    def __post_init__(self):
+        from ldct_tf.precision import POLICIES
+
+        if self.precision not in POLICIES:
+            _fail("train", "precision", f"must be one of {', '.join(POLICIES)}, "
+                  f"got {self.precision!r}")
+        if self.strategy not in ("auto", "mirrored", "none"):
+            _fail("train", "strategy", f"must be auto, mirrored or none, got {self.strategy!r}")
+        if self.backup_every_steps < 1:
+            _fail("train", "backup_every_steps", f"must be >= 1, got {self.backup_every_steps}")
+        if self.image_panels < 0:
+            _fail("train", "image_panels", f"must be >= 0, got {self.image_panels}")
+
+
+def _check_phase(section: str, epochs: int, learning_rate: float) -> None:
+    if epochs < 1:
+        _fail(section, "epochs", f"must be >= 1, got {epochs}")
+    if not learning_rate > 0:
+        _fail(section, "learning_rate", f"must be > 0, got {learning_rate}")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole run: one section per concern."""
@@ -272,6 +384,10 @@ class Config:
     input: InputConfig = field(default_factory=InputConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cam: CamConfig = field(default_factory=CamConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name)))

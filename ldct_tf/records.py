@@ -7,9 +7,11 @@ Beam's ``WriteToTFRecord`` and TFX use.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ldct_tf.config import SPLITS
+from ldct_tf.errors import LdctError
 
 RECORDS_DIR = "records"
 RECORDS_WITH_MASK_DIR = "records_with_mask"
@@ -38,3 +40,12 @@ def remove_shards(records_dir: str | Path) -> None:
     for split in SPLITS:
         for old in shards(records_dir, split):
             old.unlink()
+
+
+def split_sizes(records_dir: str | Path) -> dict[str, int]:
+    """Examples per split, from the folder's ``stats.json``."""
+    stats = Path(records_dir) / "stats.json"
+    if not stats.is_file():
+        raise LdctError(f"{stats} not found; run `python -m ldct_tf.prepare` for this work "
+                        "directory first")
+    return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}

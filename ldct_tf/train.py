@@ -15,7 +15,9 @@ from ldct_tf import cli
 from ldct_tf.errors import run_cli
 
 # phase -> module with run(config, workdir)
-PHASES = {"classifier": "ldct_tf.classifier_training"}
+PHASES = {"classifier": ("ldct_tf.classifier_training", "run"),
+          "pretrain": ("ldct_tf.denoiser_training", "run_pretrain"),
+          "finetune": ("ldct_tf.denoiser_training", "run_finetune")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", required=True, choices=list(PHASES))
     args = parser.parse_args(argv)
     config, workdir = cli.resolve(args)
-    importlib.import_module(PHASES[args.phase]).run(config, workdir)
+    module, function = PHASES[args.phase]
+    getattr(importlib.import_module(module), function)(config, workdir)
     return 0
 
 

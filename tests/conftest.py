@@ -45,3 +45,12 @@ def trained_tiny(tiny_run):
 
     config, workdir = tiny_run
     return config, workdir, classifier_training.run(config, workdir)
+
+
+@pytest.fixture(scope="session")
+def masked_tiny(trained_tiny):
+    """(config, workdir, cam summary) after computing the activation maps of the tiny run."""
+    from ldct_tf import cam
+
+    config, workdir, _ = trained_tiny
+    return config, workdir, cam.run(config, workdir)

@@ -11,7 +11,9 @@ TINY = ["data.n_series=5", "data.slices_per_series=2", "data.image_size=64",
         "data.pixel_spacing_mm=1.4", "lesion.diameter_mm=[5.0, 7.0]", "data.num_shards=2",
         "input.patch_size=32", "input.batch_size=4", "input.patches_per_slice=4",
         "classifier.patch_size=32", "classifier.max_offset_px=4", "classifier.filters=4",
-        "classifier.epochs=2", "classifier.batch_size=8", "classifier.patches_per_slice=4"]
+        "classifier.epochs=2", "classifier.batch_size=8", "classifier.patches_per_slice=4",
+        "model.filters=4", "model.depth=3", "model.kernel_size=3", "pretrain.epochs=1",
+        "finetune.epochs=1", "train.image_panels=2", "train.precision=\"float32\""]
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 

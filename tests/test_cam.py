@@ -99,14 +99,8 @@ def test_lesion_to_body_ratio_by_formula():
     assert cam.lesion_to_body_ratio(mask, ndct, 10, 10, 1.0) == pytest.approx(expected)
 
 
-@pytest.fixture(scope="module")
-def cam_run(trained_tiny):
-    config, workdir, _ = trained_tiny
-    return config, workdir, cam.run(config, workdir)
-
-
-def test_records_with_mask_round_trip(cam_run):
-    config, workdir, summary = cam_run
+def test_records_with_mask_round_trip(masked_tiny):
+    config, workdir, summary = masked_tiny
     before = records.pattern(workdir / records.RECORDS_DIR, "test")
     after = records.pattern(workdir / records.RECORDS_WITH_MASK_DIR, "test")
     originals = list(data.make_dataset(before, config, False))

@@ -15,15 +15,13 @@ so the last convolution ``cam_conv`` sees the slice at 1/4 resolution.
 
 from __future__ import annotations
 
-from ldct_tf.preprocessing import HU_MIN, HU_RANGE
+from ldct_tf.models.layers import to_window_units
 from ldct_tf.tf_import import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402
 
 CAM_LAYER = "cam_conv"
-# hu_window: network range -> (HU - 40) / 400, the abdomen window's centre and width.
-_WINDOW_CENTRE_HU, _WINDOW_WIDTH_HU = 40.0, 400.0
 
 
 def build_classifier(filters: int = 16, name: str = "lesion_classifier") -> keras.Model:
@@ -31,9 +29,7 @@ def build_classifier(filters: int = 16, name: str = "lesion_classifier") -> kera
     if filters < 1:
         raise ValueError(f"filters must be >= 1, got {filters}")
     inputs = keras.Input(shape=(None, None, 1), name="image")
-    x = keras.layers.Rescaling(HU_RANGE / _WINDOW_WIDTH_HU,
-                               offset=(HU_MIN - _WINDOW_CENTRE_HU) / _WINDOW_WIDTH_HU,
-                               name="hu_window")(inputs)
+    x = to_window_units(inputs)
     widths = (filters, 2 * filters, 4 * filters)
     for block, width in enumerate(widths, start=1):
         last = block == len(widths)

@@ -5,8 +5,10 @@ and between mirrored encoder/decoder layers) and ReLU throughout. The paper uses
 depth 5.
 
 Fully convolutional: any input size of at least ``depth * (kernel_size - 1) + 1`` pixels. Input and
-output are in network range (`ldct_tf.preprocessing.normalize_hu`); the output layer is float32
-under any mixed-precision policy.
+output are in network range (`ldct_tf.preprocessing.normalize_hu`); inside, the network works in
+abdomen-window units (`ldct_tf.models.layers.to_window_units`), and the last deconvolution starts at
+zero so the untrained network is the identity (a random residual would first have to be unlearned).
+The output layer is float32 under any mixed-precision policy; its ReLU keeps it >= -1024 HU.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ldct_tf.tf_import import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import)
+
+from ldct_tf.models.layers import from_window_units, to_window_units  # noqa: E402
 
 
 def build_redcnn(filters: int = 96, depth: int = 5, kernel_size: int = 5,
@@ -28,7 +32,8 @@ def build_redcnn(filters: int = 96, depth: int = 5, kernel_size: int = 5,
         raise ValueError(f"RED-CNN needs filters >= 1, depth >= 1 and an odd kernel_size, got "
                          f"filters={filters}, depth={depth}, kernel_size={kernel_size}")
     inputs = keras.Input(shape=(None, None, 1), name="ldct")
-    x = inputs
+    scaled = to_window_units(inputs)
+    x = scaled
     saved = {}
     for i in range(1, depth + 1):
         x = keras.layers.Conv2D(filters, kernel_size, padding="valid", activation="relu",
@@ -38,11 +43,13 @@ def build_redcnn(filters: int = 96, depth: int = 5, kernel_size: int = 5,
     for i in range(1, depth + 1):
         last = i == depth
         x = keras.layers.Conv2DTranspose(1 if last else filters, kernel_size, padding="valid",
+                                         kernel_initializer="zeros" if last else "glorot_uniform",
                                          name=f"dec{i}_deconv")(x)
         if i in saved:
             x = keras.layers.Add(name=f"skip{i}")([x, saved[i]])
         if last:
-            x = keras.layers.Add(name="skip_input", dtype="float32")([x, inputs])
+            x = keras.layers.Add(name="skip_input", dtype="float32")([x, scaled])
+            x = from_window_units(x)
             x = keras.layers.ReLU(name="output_relu", dtype="float32")(x)
         else:
             x = keras.layers.ReLU(name=f"dec{i}_relu")(x)

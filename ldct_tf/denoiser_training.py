@@ -1,0 +1,242 @@
+"""Phases "pretrain" and "finetune": train the denoiser with the two-phase fit.
+
+pretrain: plain MSE from a fresh network. finetune: starts from the best pretrain checkpoint of the
+same work directory, with a fresh optimizer and its own learning rate and epochs, and either the
+activation-weighted MSE (``finetune.mode = "weighted"``) or the paper's literal LDCT*A -> NDCT*A
+(``"pairs"``, written beside it as ``finetune_pairs``). Each run writes
+
+- ``<workdir>/denoiser/<phase>/``: ``best.weights.h5`` and ``last.weights.h5`` (the wrapped model),
+  ``model.keras`` (the best network: what evaluation and export load), ``history.json`` (every
+  epoch, resumed runs included), ``config.toml``;
+- ``<workdir>/logs/<phase>/``: TensorBoard scalars (loss, val loss, val PSNR and SSIM in the
+  abdomen window, learning rate) and ``images/`` panels LDCT | denoised | NDCT | map.
+
+A killed run resumes from its last backup when the same command is run again; NaN losses stop
+training; ``input.deterministic`` makes the run reproducible (seeded data and deterministic ops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf import cli, data, features as F, records
+from ldct_tf.config import Config
+from ldct_tf.denoiser import Denoiser, WINDOW_HU, build_network
+from ldct_tf.errors import LdctError
+from ldct_tf.monitoring import (ImagePanels, LearningRateLogger, ResumableBackup, backup_epoch,
+                                panel_slices, read_history)
+from ldct_tf.precision import policy_scope
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+log = logging.getLogger("ldct_tf.denoiser")
+
+DENOISER_DIR = "denoiser"
+MODEL_FILE = "model.keras"
+
+
+def phase_name(config: Config, phase: str) -> str:
+    """Output folder name: pretrain, finetune, or finetune_pairs for the literal variant."""
+    return "finetune_pairs" if phase == "finetune" and config.finetune.mode == "pairs" else phase
+
+
+def model_path(workdir: Path, name: str) -> Path:
+    return Path(workdir) / DENOISER_DIR / name / MODEL_FILE
+
+
+def load_network(workdir: Path, name: str) -> keras.Model:
+    """The best network of phase ``name``; a clear error naming the command when missing."""
+    path = model_path(workdir, name)
+    if not path.is_file():
+        phase = "finetune" if name.startswith("finetune") else name
+        extra = " --set finetune.mode=\"pairs\"" if name == "finetune_pairs" else ""
+        raise LdctError(f"denoiser model {path} not found; train it with `python -m "
+                        f"ldct_tf.train --phase {phase} --workdir {workdir}{extra}`")
+    return keras.models.load_model(path)
+
+
+def run_pretrain(config: Config, workdir: Path) -> dict:
+    return run(config, workdir, "pretrain")
+
+
+def run_finetune(config: Config, workdir: Path) -> dict:
+    return run(config, workdir, "finetune")
+
+
+def run(config: Config, workdir: Path, phase: str) -> dict:
+    """Train one phase; return its summary (also printed)."""
+    workdir = Path(workdir)
+    name = phase_name(config, phase)
+    out, logs = workdir / DENOISER_DIR / name, workdir / "logs" / name
+    source = _records_dir(workdir, needs_mask=phase == "finetune")
+    with_mask = source.name == records.RECORDS_WITH_MASK_DIR
+    sizes = records.split_sizes(source)
+    if not sizes["train"]:
+        raise LdctError(f"the train split of {source} is empty; prepare more series")
+    out.mkdir(parents=True, exist_ok=True)
+    cli.save_config(config, workdir, out)
+    settings = config.pretrain if phase == "pretrain" else config.finetune
+    loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
+    pretrained = load_network(workdir, "pretrain") if phase == "finetune" else None
+    keras.utils.set_random_seed(config.data.seed)
+    started = time.time()
+    with _determinism(config.input.deterministic), policy_scope(config.train.precision) as policy:
+        strategy = _strategy(config.train.strategy)
+        replicas = strategy.num_replicas_in_sync
+        with strategy.scope():
+            network = build_network(config.model)
+            if pretrained is not None:
+                _copy_weights(pretrained, network)
+            model = Denoiser(network, loss_mode)
+            model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+            patch = config.input.patch_size
+            model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
+        train = _train_data(source, config, loss_mode, with_mask,
+                            config.input.batch_size * replicas)
+        val = _val_data(source, config, loss_mode, with_mask) if sizes["val"] else None
+        resume = backup_epoch(out / "backup")
+        if resume is None:  # a fresh run: an earlier run's history must not mix in
+            (out / "history.csv").unlink(missing_ok=True)
+        else:
+            print(f"{name}: resuming from the backup in {out / 'backup'} at epoch {resume + 1}")
+        callbacks = _callbacks(config, out, logs, source, with_mask, val)
+        with data.naming_corrupt_shards(records.pattern(source, "*")), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks,
+                      shuffle=False, verbose=1)
+        history = read_history(out / "history.csv")
+        monitor = "val_loss" if val is not None else "loss"
+        model.load_weights(out / "best.weights.h5")
+        model.network.save(out / MODEL_FILE)
+    summary = _summary(name, history, monitor, time.time() - started, policy, replicas, out, logs)
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_summary(summary)
+    return summary
+
+
+def _records_dir(workdir: Path, needs_mask: bool) -> Path:
+    masked = workdir / records.RECORDS_WITH_MASK_DIR
+    if any(records.shards(masked, "train")):
+        return masked
+    if needs_mask:
+        raise LdctError(f"finetuning needs the activation maps in {masked}; make them with "
+                        f"`python -m ldct_tf.cam --workdir {workdir}`")
+    plain = workdir / records.RECORDS_DIR
+    if not any(records.shards(plain, "train")):
+        raise LdctError(f"no training records in {plain}; run `python -m ldct_tf.prepare "
+                        f"--workdir {workdir}` first")
+    return plain
+
+
+def _train_data(source: Path, config: Config, mode: str, with_mask: bool, batch_size: int):
+    """Training batches in the form the mode's ``train_step`` takes."""
+    floor = config.finetune.weight_floor
+    ds = data.make_dataset(records.pattern(source, "train"), config, True,
+                           with_mask=with_mask and mode != "mse", batch_size=batch_size)
+    if mode == "weighted":  # the weight is made here, once, from the stored map A
+        return ds.map(lambda x, y, a: (x, y, floor + (1.0 - floor) * a))
+    if mode == "pairs":
+        return ds.map(lambda x, y, a: (x * a, y * a))
+    return ds
+
+
+def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
+    """Whole validation slices: (ldct, ndct[, w or A])."""
+    floor = config.finetune.weight_floor
+    ds = data.make_dataset(records.pattern(source, "val"), config, False,
+                           with_mask=with_mask and mode != "mse")
+
+    def to_tuple(item):
+        if mode == "weighted":
+            return item[F.LDCT], item[F.NDCT], floor + (1.0 - floor) * item[F.MASK]
+        if mode == "pairs":
+            return item[F.LDCT], item[F.NDCT], item[F.MASK]
+        return item[F.LDCT], item[F.NDCT]
+
+    # Synthetic slices share one size; DICOM series may not, so they go one by one.
+    batch = 4 if config.data.source == "synthetic" else 1
+    return ds.map(to_tuple).batch(batch).cache()
+
+
+def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: bool,
+               val) -> list:
+    monitor = "val_loss" if val is not None else "loss"
+    best = keras.callbacks.ModelCheckpoint(str(out / "best.weights.h5"), monitor=monitor,
+                                           save_best_only=True, save_weights_only=True)
+    previous = read_history(out / "history.csv").get(monitor)
+    if previous:  # a resumed run must not forget the best epoch before the interruption
+        best.best = float(np.nanmin(previous))
+    backup = ResumableBackup(str(out / "backup"), save_freq=config.train.backup_every_steps)
+    panels = []
+    if config.train.image_panels and val is not None:
+        slices = panel_slices(data.make_dataset(records.pattern(source, "val"), config, False,
+                                                with_mask=with_mask), config.train.image_panels)
+        panels = [ImagePanels(logs / "images", slices)]
+    return [backup, LearningRateLogger(),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(logs)), best,
+            keras.callbacks.ModelCheckpoint(str(out / "last.weights.h5"),
+                                            save_weights_only=True),
+            keras.callbacks.TerminateOnNaN(), *panels]
+
+
+def _copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Pretrained weights into a network built under the current precision policy."""
+    try:
+        target.set_weights(source.get_weights())
+    except ValueError as exc:
+        raise LdctError(f"the pretrain network does not match the [model] section now in the "
+                        f"config ({exc}); finetune with the [model] settings used for pretrain"
+                        ) from None
+
+
+def _strategy(name: str):
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()  # the default (no-op) strategy
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool):
+    """Deterministic TensorFlow ops for the block only (they are slower)."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    if enabled and not was:
+        tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled and not was:
+            tf_config.disable_op_determinism()
+
+
+def _summary(name, history, monitor, seconds, policy, replicas, out, logs) -> dict:
+    values = history.get(monitor, [])
+    best = int(np.nanargmin(values)) if values else None
+    pick = (lambda key: round(float(history[key][best]), 4)
+            if best is not None and key in history else None)
+    return {"phase": name, "epochs_total": len(values), "best_epoch": None if best is None else
+            best + 1, "best_" + monitor: pick(monitor), "val_psnr_db": pick("val_psnr"),
+            "val_ssim": pick("val_ssim"), "window_hu": list(WINDOW_HU), "data_range_hu":
+            WINDOW_HU[1] - WINDOW_HU[0], "seconds": round(seconds, 1), "precision": policy,
+            "replicas": replicas, "model": str(out / MODEL_FILE), "logs": str(logs)}
+
+
+def _print_summary(s: dict) -> None:
+    print(f"{s['phase']}: {s['epochs_total']} epochs ({s['seconds']:.0f} s, {s['precision']}, "
+          f"{s['replicas']} replica(s)); best epoch {s['best_epoch']}: val PSNR "
+          f"{s['val_psnr_db']} dB, SSIM {s['val_ssim']} (abdomen window [-160, 240] HU, "
+          f"data range 400)")
+    print(f"  model {s['model']}; TensorBoard: tensorboard --logdir {Path(s['logs']).parent}")

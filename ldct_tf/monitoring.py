@@ -1,0 +1,94 @@
+"""Training callbacks: learning rate in the logs, TensorBoard image panels, resumable backups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+from ldct_tf import features as F  # noqa: E402
+from ldct_tf.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` to the epoch logs (so TensorBoard and the CSV history get it).
+    Must come before the loggers in the callback list."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+class ImagePanels(keras.callbacks.Callback):
+    """Every epoch, writes ``val_panels``: LDCT | denoised | NDCT | map for fixed validation
+    slices, in the abdomen window [-160, 240] HU, as TensorBoard images."""
+
+    def __init__(self, log_dir: str | Path, slices: list[dict]):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.slices = slices
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.slices:
+            return
+        panels = []
+        span = WINDOW_HU[1] - WINDOW_HU[0]
+        for item in self.slices:
+            ldct = item[F.LDCT][None]
+            denoised = self.model(ldct, training=False)
+            tiles = [windowed_hu(ldct) / span, windowed_hu(denoised) / span,
+                     windowed_hu(item[F.NDCT][None]) / span, item[F.MASK][None]]
+            panels.append(tf.concat([tf.cast(t, tf.float32) for t in tiles], axis=2)[0])
+        with self.writer.as_default():
+            tf.summary.image("val_panels LDCT|denoised|NDCT|map", tf.stack(panels), step=epoch,
+                             max_outputs=len(panels))
+        self.writer.flush()
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that also saves at every epoch end when saving every N steps, so a
+    process killed mid-epoch resumes from its last backup in that epoch, not from scratch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
+
+
+
+def backup_epoch(backup_dir: Path) -> int | None:
+    """The (zero-based) epoch a `ResumableBackup` in ``backup_dir`` resumes at, or None."""
+    import json
+
+    path = Path(backup_dir) / "training_metadata.json"
+    return int(json.loads(path.read_text())["epoch"]) if path.exists() else None
+
+
+def panel_slices(dataset, count: int) -> list[dict]:
+    """Up to ``count`` validation slices for the panels, lesion-present ones first."""
+    present, absent = [], []
+    for item in dataset:
+        if len(present) >= count:
+            break
+        (present if int(item[F.LABEL]) == 1 else absent).append(item)
+    chosen = (present + absent)[:count]
+    return [{F.LDCT: s[F.LDCT], F.NDCT: s[F.NDCT],
+             F.MASK: s.get(F.MASK, tf.zeros_like(s[F.LDCT]))} for s in chosen]
+
+
+def read_history(csv_path: Path) -> dict[str, list[float]]:
+    """The CSVLogger history (every epoch of every resumed run) as columns."""
+    import csv
+
+    if not csv_path.exists():
+        return {}
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows]
+            for key in (rows[0] if rows else {})}

@@ -1,0 +1,176 @@
+"""Denoiser: masked MSE, networks, the two-phase fit under every precision, errors, resume,
+TensorBoard."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ldct_tf import losses
+from ldct_tf.config import ModelConfig
+from ldct_tf.denoiser import Denoiser, build_network
+from ldct_tf.denoiser_training import run
+from ldct_tf.errors import LdctError
+from ldct_tf.precision import policy_scope
+
+
+def test_masked_mse_equals_the_formula(rng):
+    y, p = rng.random((2, 8, 8, 1)), rng.random((2, 8, 8, 1))
+    w = rng.random((2, 8, 8, 1))
+    expected = np.sum(w * (p - y) ** 2) / np.sum(w)
+    assert float(losses.masked_mse(y, p, w)) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.masked_mse(y, p, np.ones_like(w))) == pytest.approx(
+        np.mean((p - y) ** 2), rel=1e-5)
+    # the scale of the weights does not matter (normalised by their sum)
+    assert float(losses.masked_mse(y, p, 7 * w)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("arch, depth, kernel", [("redcnn", 3, 3), ("unet", 2, 3)])
+def test_networks_are_identity_at_init_and_fully_convolutional(arch, depth, kernel, rng):
+    network = build_network(ModelConfig(arch=arch, filters=4, depth=depth, kernel_size=kernel))
+    names = [layer.name for layer in network.layers]
+    assert len(set(names)) == len(names)
+    for shape in ((1, 32, 32, 1), (2, 27, 45, 1)):
+        x = rng.random(shape).astype(np.float32)
+        np.testing.assert_allclose(network(x), x, atol=1e-6)  # zero-initialised residual
+    clone = keras.Model.from_config(network.get_config())
+    assert [layer.name for layer in clone.layers] == names
+
+
+def test_denoiser_config_round_trips(tmp_path, rng):
+    model = Denoiser(build_network(ModelConfig(filters=4, depth=3, kernel_size=3)), "weighted")
+    x = rng.random((1, 24, 24, 1)).astype(np.float32)
+    model(x)
+    again = Denoiser.from_config(model.get_config())
+    again(x)
+    again.set_weights(model.get_weights())
+    assert again.loss_mode == "weighted"
+    np.testing.assert_allclose(again(x), model(x), rtol=1e-6)
+
+
+def _batch(rng, n=4, size=32):
+    x = rng.random((n, size, size, 1)).astype(np.float32) * 0.3
+    return x, x * 0.9, rng.random((n, size, size, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("mode", ["mse", "weighted", "pairs"])
+def test_one_train_step_under_each_precision(policy, mode, rng):
+    x, y, w = _batch(rng)
+    data = (x, y) if mode == "mse" else (x * w, y * w) if mode == "pairs" else (x, y, w)
+    with policy_scope(policy):
+        model = Denoiser(build_network(ModelConfig(filters=4, depth=3, kernel_size=3)), mode)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model(x)
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        logs = model.train_step(data)
+        assert np.isfinite(float(logs["loss"]))
+        changed = [not np.array_equal(b, v.numpy())
+                   for b, v in zip(before, model.trainable_variables)]
+        assert any(changed)
+        assert model(x).dtype == "float32"
+        if policy == "mixed_float16":
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+            # the step was applied (finite scaled gradients), and the scale is a real one
+            assert int(model.optimizer.inner_optimizer.iterations) == 1
+            assert float(model.optimizer.dynamic_scale) > 1.0
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.fixture(scope="module")
+def pretrained(masked_tiny):
+    config, workdir, _ = masked_tiny
+    return config, workdir, run(config, workdir, "pretrain")
+
+
+def test_pretrain_then_both_finetune_modes_write_their_artefacts(pretrained):
+    config, workdir, summary = pretrained
+    assert summary["epochs_total"] == 1 and summary["val_psnr_db"] is not None
+    weighted = run(config, workdir, "finetune")
+    pairs = run(config.replace(finetune=config.finetune.__class__(mode="pairs", epochs=1)),
+                workdir, "finetune")
+    for name, result in (("pretrain", summary), ("finetune", weighted),
+                         ("finetune_pairs", pairs)):
+        out = workdir / "denoiser" / name
+        for artefact in ("best.weights.h5", "last.weights.h5", "model.keras", "history.json",
+                         "config.toml"):
+            assert (out / artefact).exists(), (name, artefact)
+        history = json.loads((out / "history.json").read_text())
+        assert {"loss", "val_loss", "val_psnr", "val_ssim", "learning_rate"} <= set(history)
+        network = keras.models.load_model(out / "model.keras")
+        assert network(np.zeros((1, 40, 40, 1), np.float32)).shape == (1, 40, 40, 1)
+        assert result["phase"] == name
+
+
+def test_tensorboard_events_hold_scalars_and_image_panels(pretrained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, workdir, _ = pretrained
+    logs = workdir / "logs" / "pretrain"
+    tags = set()
+    for folder in ("train", "validation", "images"):
+        acc = EventAccumulator(str(logs / folder))
+        acc.Reload()
+        tags |= set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_psnr", "epoch_ssim"} <= tags
+    assert any(tag.startswith("val_panels") for tag in tags)
+
+
+def test_finetune_without_pretrain_is_a_clear_error(masked_tiny, tmp_path):
+    config, workdir, _ = masked_tiny
+    fresh = tmp_path / "w"
+    shutil.copytree(workdir / "records_with_mask", fresh / "records_with_mask")
+    with pytest.raises(LdctError, match=r"pretrain/model.keras not found.*--phase pretrain"):
+        run(config, fresh, "finetune")
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "finetune",
+                             "--workdir", str(fresh), "--config", str(workdir / "config.toml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--phase pretrain" in result.stderr
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_where_it_stopped(masked_tiny, tmp_path):
+    _, workdir, _ = masked_tiny
+    fresh = tmp_path / "w"
+    shutil.copytree(workdir / "records", fresh / "records")
+    command = [sys.executable, "-m", "ldct_tf.train", "--phase", "pretrain", "--workdir",
+               str(fresh), "--config", str(workdir / "config.toml"), "--set",
+               "train.backup_every_steps=1", "--set", "train.image_panels=0"]
+    metadata = fresh / "denoiser" / "pretrain" / "backup" / "training_metadata.json"
+    first = subprocess.Popen(command + ["--set", "pretrain.epochs=200"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if metadata.exists() and json.loads(metadata.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    stopped_at = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= stopped_at < 200
+    second = subprocess.run(command + ["--set", f"pretrain.epochs={stopped_at + 2}"],
+                            capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"at epoch {stopped_at + 1}" in second.stdout
+    history = json.loads((fresh / "denoiser" / "pretrain" / "history.json").read_text())
+    epochs = history["epoch"]
+    assert epochs[-1] == stopped_at + 1  # zero-based: the last epoch of the resumed run
+    assert len(history["loss"]) <= stopped_at + 2  # nothing trained twice from scratch
+
+
+def test_mirrored_strategy_path_runs_on_one_device(masked_tiny, tmp_path):
+    config, workdir, _ = masked_tiny
+    fresh = tmp_path / "w"
+    shutil.copytree(workdir / "records", fresh / "records")
+    config = config.replace(train=config.train.__class__(strategy="mirrored", image_panels=0,
+                                                         precision="float32"))
+    summary = run(config, fresh, "pretrain")
+    assert summary["replicas"] == 1 and summary["val_psnr_db"] is not None
