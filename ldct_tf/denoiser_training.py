@@ -30,8 +30,8 @@ from ldct_tf import cli, data, features as F, records
 from ldct_tf.config import Config
 from ldct_tf.denoiser import Denoiser, WINDOW_HU, build_network
 from ldct_tf.errors import LdctError
-from ldct_tf.monitoring import (ImagePanels, LearningRateLogger, ResumableBackup, backup_epoch,
-                                panel_slices, read_history)
+from ldct_tf.monitoring import (ImagePanels, LearningRateLogger, ResumableBackup,
+                                WeightsCheckpoint, backup_epoch, panel_slices, read_history)
 from ldct_tf.precision import policy_scope
 from ldct_tf.tf_import import import_tensorflow
 
@@ -171,11 +171,11 @@ def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
 def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: bool,
                val) -> list:
     monitor = "val_loss" if val is not None else "loss"
-    best = keras.callbacks.ModelCheckpoint(str(out / "best.weights.h5"), monitor=monitor,
-                                           save_best_only=True, save_weights_only=True)
     previous = read_history(out / "history.csv").get(monitor)
-    if previous:  # a resumed run must not forget the best epoch before the interruption
-        best.best = float(np.nanmin(previous))
+    # A resumed run must not forget the best epoch before the interruption.
+    best_so_far = float(np.nanmin(previous)) if previous and (out / "best.weights.h5").exists() \
+        else np.inf
+    best = WeightsCheckpoint(out / "best.weights.h5", monitor, best_so_far)
     backup = ResumableBackup(str(out / "backup"), save_freq=config.train.backup_every_steps)
     panels = []
     if config.train.image_panels and val is not None:
@@ -185,8 +185,7 @@ def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: b
     return [backup, LearningRateLogger(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(logs)), best,
-            keras.callbacks.ModelCheckpoint(str(out / "last.weights.h5"),
-                                            save_weights_only=True),
+            WeightsCheckpoint(out / "last.weights.h5"),
             keras.callbacks.TerminateOnNaN(), *panels]
 
 

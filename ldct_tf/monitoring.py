@@ -51,9 +51,32 @@ class ImagePanels(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class WeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the weights at epoch ends (all of them, or only when ``monitor`` improves), written
+    to a temporary file and renamed, so a process killed mid-write never leaves a broken file."""
+
+    def __init__(self, path: str | Path, monitor: str | None = None, best: float = np.inf):
+        super().__init__()
+        self.path, self.monitor, self.best = Path(path), monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor) if self.monitor else None
+        if self.monitor and (value is None or not value < self.best):
+            return
+        if value is not None:
+            self.best = float(value)
+        partial = self.path.with_name(self.path.name.replace(".weights.h5", ".partial.weights.h5"))
+        self.model.save_weights(partial)
+        partial.replace(self.path)
+
+
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also saves at every epoch end when saving every N steps, so a
-    process killed mid-epoch resumes from its last backup in that epoch, not from scratch."""
+    process killed mid-epoch resumes from its last backup in that epoch, not from scratch. Keeps
+    the previous backup too (``double_checkpoint``): a kill during a save falls back to it."""
+
+    def __init__(self, backup_dir, save_freq):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)

@@ -54,3 +54,14 @@ def masked_tiny(trained_tiny):
 
     config, workdir, _ = trained_tiny
     return config, workdir, cam.run(config, workdir)
+
+
+@pytest.fixture(scope="session")
+def denoisers_tiny(masked_tiny):
+    """(config, workdir) with pretrain and (weighted) finetune models of the tiny run."""
+    from ldct_tf.denoiser_training import run
+
+    config, workdir, _ = masked_tiny
+    run(config, workdir, "pretrain")
+    run(config, workdir, "finetune")
+    return config, workdir

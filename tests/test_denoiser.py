@@ -11,7 +11,6 @@ import time
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from ldct_tf import losses
 from ldct_tf.config import ModelConfig
@@ -85,15 +84,16 @@ def test_one_train_step_under_each_precision(policy, mode, rng):
 
 
 @pytest.fixture(scope="module")
-def pretrained(masked_tiny):
-    config, workdir, _ = masked_tiny
-    return config, workdir, run(config, workdir, "pretrain")
+def pretrained(denoisers_tiny):
+    config, workdir = denoisers_tiny
+    summary = json.loads((workdir / "denoiser" / "pretrain" / "summary.json").read_text())
+    return config, workdir, summary
 
 
 def test_pretrain_then_both_finetune_modes_write_their_artefacts(pretrained):
     config, workdir, summary = pretrained
     assert summary["epochs_total"] == 1 and summary["val_psnr_db"] is not None
-    weighted = run(config, workdir, "finetune")
+    weighted = json.loads((workdir / "denoiser" / "finetune" / "summary.json").read_text())
     pairs = run(config.replace(finetune=config.finetune.__class__(mode="pairs", epochs=1)),
                 workdir, "finetune")
     for name, result in (("pretrain", summary), ("finetune", weighted),

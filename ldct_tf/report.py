@@ -1,0 +1,328 @@
+"""The evaluation report: a summary table, ``report.md``, a self-contained ``report.html`` and the
+figures in ``eval/figures/`` (lesion ROIs, line profiles, edge profiles, difference images, bar
+plots with intervals, noise power spectra, activation-map overlays)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf import metrics
+
+ROI_HALF = 20
+ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_pairs")
+
+
+def _fmt(value, digits=2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _ci(entry, digits=2) -> str:
+    if not entry or entry.get("value") is None:
+        return "-"
+    low, high = entry["ci95"]
+    return f"{_fmt(entry['value'], digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for name in [n for n in ORDER if n in report["sets"]]:
+        r = report["sets"][name]
+        abdomen, full = r.get("abdomen"), r.get("full_range")
+        cho = r.get("cho") or {}
+        rows.append([
+            name,
+            _ci(abdomen["psnr"]) if abdomen else "ref",
+            _ci(abdomen["ssim"], 3) if abdomen else "ref",
+            _fmt(full["psnr"]["value"]) if full else "ref",
+            _fmt(r["noise"]["noise_index_hu"]["value"], 1),
+            _ci(r["contrast_recovery"]),
+            _fmt(r["edge"].get("ratio_to_ndct")),
+            (f"{_fmt(cho.get('auc'))} [{_fmt(cho['auc_ci95'][0])}, {_fmt(cho['auc_ci95'][1])}]"
+             if cho else "-"),
+            _ci(r.get("classifier_auc")),
+        ])
+    return rows
+
+
+HEADER = ["set", "PSNR dB (abdomen)", "SSIM (abdomen)", "PSNR dB (full)", "noise HU",
+          "contrast recovery", "edge rise / NDCT", "CHO AUC", "CNN AUC"]
+
+
+def summary_table(report: dict) -> str:
+    rows = [HEADER] + table_rows(report)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    note = ("abdomen window [-160, 240] HU, data range 400; full range [-1024, 3072] HU, data "
+            "range 4096; [95 % bootstrap interval]")
+    return "\n".join(lines + [note])
+
+
+def write(report: dict, test, sets: dict, workdir: Path, out: Path) -> dict:
+    figures = out / "figures"
+    if figures.exists():
+        shutil.rmtree(figures)
+    figures.mkdir(parents=True)
+    made = _figures(report, test, sets, workdir, figures)
+    markdown = _markdown(report, made)
+    (out / "report.md").write_text(markdown)
+    (out / "report.html").write_text(_html(report, made, out))
+    return {"markdown": out / "report.md", "html": out / "report.html", "figures": made}
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ordered(sets: dict) -> list[str]:
+    return [n for n in ORDER if n in sets]
+
+
+def _figures(report, test, sets, workdir, figures: Path) -> dict:
+    present = [i for i, lab in enumerate(test.label) if lab == 1][:4]
+    made = {}
+    if present:
+        made["lesion_rois"] = _lesion_rois(test, sets, present, figures / "lesion_rois.png")
+        made["profiles"] = _profiles(test, sets, present[:3], figures / "profiles.png")
+        made["differences"] = _differences(test, sets, present[0], figures / "differences.png")
+    made["edge_profiles"] = _edge_profiles(report, figures / "edge_profiles.png")
+    made["bars"] = _bars(report, figures / "bars.png")
+    made["nps"] = _nps(test, sets, figures / "nps.png")
+    cam_figure = Path(workdir) / "cam" / "figures" / "maps.png"
+    if cam_figure.exists():
+        shutil.copy(cam_figure, figures / "activation_maps.png")
+        made["activation_maps"] = figures / "activation_maps.png"
+    return {k: v for k, v in made.items() if v is not None}
+
+
+def _crop(image, row, col):
+    padded = np.pad(image, ROI_HALF, mode="edge")
+    r, c = int(round(row)) + ROI_HALF, int(round(col)) + ROI_HALF
+    return padded[r - ROI_HALF:r + ROI_HALF, c - ROI_HALF:c + ROI_HALF]
+
+
+def _lesion_rois(test, sets, present, path):
+    plt = _plt()
+    names = _ordered(sets)
+    fig, axes = plt.subplots(len(present), len(names), figsize=(1.9 * len(names),
+                                                                1.9 * len(present)),
+                             squeeze=False)
+    for row, i in enumerate(present):
+        for col, name in enumerate(names):
+            ax = axes[row, col]
+            ax.imshow(_crop(sets[name][i], *test.lesion[i][:2]), cmap="gray", vmin=-160,
+                      vmax=240)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+        axes[row, 0].set_ylabel(f"{test.lesion[row][3]:+.0f} HU", fontsize=8)
+    fig.suptitle(f"Lesion ROIs ({2 * ROI_HALF} px), abdomen window [-160, 240] HU", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _profiles(test, sets, present, path):
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.4), squeeze=False)
+    for ax, i in zip(axes[0], present):
+        row, col, radius, contrast = test.lesion[i]
+        span = int(math.ceil(3 * radius))
+        cols = np.arange(int(col) - span, int(col) + span + 1)
+        cols = cols[(cols >= 0) & (cols < test.ndct[i].shape[1])]
+        for name in _ordered(sets):
+            ax.plot(cols - col, sets[name][i][int(round(row)), cols], label=name,
+                    lw=2.2 if name == "ndct" else 1.2)
+        ax.axvspan(-radius, radius, color="0.9")
+        ax.set_xlabel("pixels from lesion centre")
+        ax.set_ylabel("HU")
+        ax.set_title(f"lesion {contrast:+.0f} HU, radius {radius:.1f} px", fontsize=9)
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _differences(test, sets, i, path):
+    plt = _plt()
+    names = [n for n in _ordered(sets) if n != "ndct"]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        im = ax.imshow(sets[name][i] - test.ndct[i], cmap="RdBu_r", vmin=-100, vmax=100)
+        ax.set_title(f"{name} - NDCT", fontsize=9)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="HU")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _edge_profiles(report, path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    drawn = False
+    for name in _ordered(report["sets"]):
+        edge = report["sets"][name]["edge"]
+        if edge.get("mean_profile"):
+            ax.plot(edge["offsets_px"], edge["mean_profile"], marker=".", label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("distance from lesion edge (pixels)")
+    ax.set_ylabel("sign-aligned HU above background")
+    ax.set_title("Mean lesion-edge profile", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _bars(report, path):
+    plt = _plt()
+    panels = [("PSNR dB, abdomen", lambda r: r["abdomen"] and r["abdomen"]["psnr"]),
+              ("SSIM, abdomen", lambda r: r["abdomen"] and r["abdomen"]["ssim"]),
+              ("contrast recovery", lambda r: r["contrast_recovery"]),
+              ("CHO AUC", lambda r: r["cho"] and {"value": r["cho"]["auc"],
+                                                  "ci95": r["cho"]["auc_ci95"]}),
+              ("CNN AUC", lambda r: r["classifier_auc"])]
+    names = _ordered(report["sets"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4))
+    for ax, (title, pick) in zip(axes, panels):
+        xs, values, errors = [], [], [[], []]
+        for k, name in enumerate(names):
+            entry = pick(report["sets"][name])
+            if not entry or entry.get("value") is None:
+                continue
+            low, high = entry["ci95"]
+            xs.append(k)
+            values.append(entry["value"])
+            errors[0].append(max(entry["value"] - (low if low is not None else entry["value"]), 0))
+            errors[1].append(max((high if high is not None else entry["value"]) - entry["value"],
+                                 0))
+        ax.bar(xs, values, yerr=errors, capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        if values:
+            low = min(v - e for v, e in zip(values, errors[0]))
+            high = max(v + e for v, e in zip(values, errors[1]))
+            ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
+    fig.suptitle("Test split, 95 % bootstrap intervals", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _nps(test, sets, path):
+    """NPS of the residual (image - NDCT) in uniform soft-tissue ROIs of lesion-absent slices:
+    32x32 ROIs, or smaller (down to 8x8) where the anatomy has no room for larger ones."""
+    absent = [i for i, lab in enumerate(test.label) if lab == 0]
+    for size in (32, 16, 8):
+        corners = {i: metrics.uniform_rois(test.ndct[i], size, 4) for i in absent}
+        if any(corners.values()):
+            break
+    else:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    spacing = float(np.mean(test.spacing_mm))
+    for name in [n for n in _ordered(sets) if n != "ndct"]:
+        rois = [(sets[name][i] - test.ndct[i])[r:r + size, c:c + size]
+                for i, cs in corners.items() for r, c in cs]
+        freq, nps = metrics.noise_power_spectrum(np.array(rois), spacing)
+        keep = nps > 0  # the zero-frequency bin holds no power: each ROI's mean is removed
+        ax.plot(freq[keep], nps[keep], label=name)
+    ax.set_xlabel("spatial frequency (1/mm)")
+    ax.set_ylabel("NPS (HU$^2$ mm$^2$)")
+    ax.set_yscale("log")
+    ax.set_title(f"NPS of image - NDCT, {size}x{size} uniform soft-tissue ROIs", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+_CAPTIONS = {
+    "lesion_rois": "Zoomed lesion ROIs for every image set.",
+    "profiles": "Horizontal line profiles through lesions (shaded: lesion diameter).",
+    "edge_profiles": "Mean sign-aligned radial profile across the lesion edge.",
+    "differences": "Difference images (set - NDCT), one test slice, +-100 HU.",
+    "bars": "Image quality and detectability with 95 % bootstrap intervals.",
+    "nps": "Noise power spectrum of the residual (image - NDCT) in uniform soft tissue.",
+    "activation_maps": "Activation maps (Grad-CAM of the lesion classifier) on NDCT test slices.",
+}
+
+
+def _markdown(report: dict, figures: dict) -> str:
+    lines = ["# Evaluation report", "",
+             f"Test split: {report['test_slices']} slices, {report['matched_pairs']} matched "
+             "lesion-present / lesion-absent pairs.", "",
+             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    lines += ["", "Windows: abdomen [-160, 240] HU (data range 400); full range [-1024, 3072] HU "
+              "(data range 4096). Brackets: 95 % bootstrap intervals. Noise: global noise index "
+              "(HU). Edge rise / NDCT > 1 means blurrier lesion edges than NDCT.", ""]
+    claim = report["claim"]
+    lines += ["## Finetune vs pretrain", ""]
+    if claim.get("available"):
+        lines += [f"- {d['verdict']}" for d in claim["differences"].values()]
+        lines += ["", f"_{claim['seeds']}_", ""]
+    else:
+        lines += [f"Not available: {claim['reason']}.", ""]
+    if report["skipped"]:
+        lines += ["## Skipped image sets", ""]
+        lines += [f"- {name}: {why}" for name, why in report["skipped"].items()] + [""]
+    lines += ["## Baselines", "", f"```\n{report['baselines']}\n```", "",
+              "## Conventions", ""]
+    lines += [f"- **{k}**: {v}" for k, v in report["conventions"].items()] + ["", "## Figures", ""]
+    for key, path in figures.items():
+        lines += [f"![{key}](figures/{Path(path).name})", "", _CAPTIONS.get(key, key), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html(report: dict, figures: dict, out: Path) -> str:
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in table_rows(report))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    claim = report["claim"]
+    verdicts = ("".join(f"<li>{html.escape(d['verdict'])}</li>"
+                        for d in claim["differences"].values())
+                if claim.get("available") else f"<li>{html.escape(claim['reason'])}</li>")
+    images = "".join(
+        f"<figure><img src='data:image/png;base64,"
+        f"{base64.b64encode(Path(p).read_bytes()).decode()}'><figcaption>"
+        f"{html.escape(_CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figures.items())
+    skipped = "".join(f"<li>{html.escape(n)}: {html.escape(w)}</li>"
+                      for n, w in report["skipped"].items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>ldct_tf evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}img{{max-width:100%}}</style></head>
+<body><h1>Evaluation report</h1><p>Test split: {report['test_slices']} slices,
+{report['matched_pairs']} matched pairs. Abdomen window [-160, 240] HU (data range 400); full range
+[-1024, 3072] HU (data range 4096); brackets are 95 % bootstrap intervals.</p>
+<table><tr>{head}</tr>{rows}</table><h2>Finetune vs pretrain</h2><ul>{verdicts}</ul>
+<h2>Skipped image sets</h2><ul>{skipped or '<li>none</li>'}</ul><h2>Figures</h2>{images}
+</body></html>
+"""
