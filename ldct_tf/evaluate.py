@@ -30,6 +30,7 @@ import numpy as np
 from ldct_tf import baselines, bootstrap, cli, data, features as F, metrics, observers, records
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.models.inference import for_inference
 from ldct_tf.preprocessing import denormalize_hu, normalize_hu
 
 EVAL_DIR = "eval"
@@ -112,7 +113,7 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
         if not path.is_file():
             skipped[name] = f"no model at {path}"
             continue
-        sets[name] = denoise(keras.models.load_model(path), test.ldct)
+        sets[name] = denoise(for_inference(keras.models.load_model(path)), test.ldct)
         _progress(f"{name}: denoised {len(test.ldct)} slices")
     return sets, skipped, settings
 

@@ -174,3 +174,17 @@ def test_mirrored_strategy_path_runs_on_one_device(masked_tiny, tmp_path):
                                                          precision="float32"))
     summary = run(config, fresh, "pretrain")
     assert summary["replicas"] == 1 and summary["val_psnr_db"] is not None
+
+
+@pytest.mark.parametrize("arch", ["redcnn", "unet"])
+def test_inference_form_computes_the_same_function(arch, rng):
+    from ldct_tf.models.inference import FullConv2D, for_inference
+
+    network = build_network(ModelConfig(arch=arch, filters=4, depth=3, kernel_size=3))
+    network.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32)
+                         for w in network.get_weights()])
+    fast = for_inference(network)
+    x = rng.random((2, 30, 34, 1)).astype(np.float32)
+    np.testing.assert_allclose(fast(x), network(x), atol=1e-5)
+    replaced = [layer for layer in fast.layers if isinstance(layer, FullConv2D)]
+    assert len(replaced) == (3 if arch == "redcnn" else 0)  # U-Net's are stride 2: kept

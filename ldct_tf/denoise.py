@@ -1,0 +1,220 @@
+"""`python -m ldct_tf.denoise`: a DICOM series in, a derived, denoised DICOM series out.
+
+Reads every CT series under ``--input`` with the same reader and bad-input rules as ``prepare``
+(bad files are skipped and listed in ``<output>/quarantine.json``), runs the exported SavedModel
+(``serving_default``: HU in, HU out) and writes one derived series per input series, mirroring the
+input's relative paths:
+
+- new SeriesInstanceUID and SOPInstanceUIDs, ImageType ``DERIVED\\SECONDARY``, SeriesDescription
+  with a suffix, DerivationDescription naming the model and version with a research-use note;
+- geometry and the source's identifying tags kept: this output goes back to the same patient's
+  record (the one ldct_tf output that carries identity; it re-reads each source header itself);
+- pixel data in the source's stored-value type (bits, signedness, rescale slope/intercept, per
+  frame for Enhanced CT) through the inverse rescale, clipped to its range; written uncompressed
+  (Explicit VR Little Endian) when the source was compressed: pydicom has no encoder for several
+  lossless JPEG syntaxes.
+
+Input files are never modified; an existing output file is replaced only with ``--force``. Slices
+larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from ldct_tf import dicom
+from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.export import read_provenance
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+
+SERIES_SUFFIX = " [ldct_tf denoised]"
+RESEARCH_NOTE = "research use only, not for diagnosis"
+DEFAULT_TILE = 1024
+TILE_OVERLAP = 32  # wider than the networks' receptive field, so tile seams do not show
+
+
+def load_model(path: str | Path):
+    """The SavedModel's ``serving_default`` function and its provenance."""
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise LdctError(f"no SavedModel at {path}; export one with `python -m ldct_tf.export "
+                        "--workdir RUN` and pass saved_models/<name>/<version>")
+    loaded = tf.saved_model.load(str(path))
+    return loaded.signatures["serving_default"], read_provenance(path)
+
+
+def denoise_hu(serve, slices: np.ndarray, batch: int, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """HU slices ``[n, rows, cols]`` -> denoised HU, in batches (tiles for very large slices)."""
+    if max(slices.shape[1:]) > tile:
+        return np.stack([_tiled(serve, s, tile) for s in slices])
+    out = []
+    for i in range(0, len(slices), batch):
+        chunk = tf.constant(slices[i:i + batch, ..., None], tf.float32)
+        out.append(serve(ldct_hu=chunk)["denoised_hu"].numpy()[..., 0])
+    return np.concatenate(out)
+
+
+def _tiled(serve, image: np.ndarray, tile: int) -> np.ndarray:
+    """Denoise overlapping tiles and keep each tile's centre."""
+    step = tile - 2 * TILE_OVERLAP
+    out = np.zeros_like(image, dtype=np.float32)
+    rows, cols = image.shape
+    for r in range(0, rows, step):
+        for c in range(0, cols, step):
+            r0, c0 = max(r - TILE_OVERLAP, 0), max(c - TILE_OVERLAP, 0)
+            r1, c1 = min(r + step + TILE_OVERLAP, rows), min(c + step + TILE_OVERLAP, cols)
+            piece = serve(ldct_hu=tf.constant(image[None, r0:r1, c0:c1, None], tf.float32))
+            piece = piece["denoised_hu"].numpy()[0, ..., 0]
+            out[r:min(r + step, rows), c:min(c + step, cols)] = \
+                piece[r - r0:r - r0 + min(step, rows - r), c - c0:c - c0 + min(step, cols - c)]
+    return out
+
+
+def stored_values(hu: np.ndarray, slope: float, intercept: float, bits_stored: int,
+                  signed: bool) -> np.ndarray:
+    """HU -> stored pixel values by the inverse Modality LUT, rounded and clipped to the range
+    that ``bits_stored`` and the signedness allow (DICOM PS3.3 C.7.6.3.1, C.11.1)."""
+    low, high = ((-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed
+                 else (0, 2 ** bits_stored - 1))
+    return np.clip(np.rint((np.asarray(hu, np.float64) - intercept) / slope), low, high)
+
+
+def derived_dataset(source: Path, denoised_frames: dict[int, np.ndarray], series_uid: str,
+                    model_name: str) -> pydicom.Dataset:
+    """The source file re-read in full, with denoised pixels and the derived-series tags."""
+    ds = pydicom.dcmread(source)
+    compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    original = ds.pixel_array.reshape(n_frames, int(ds.Rows), int(ds.Columns))
+    signed = int(ds.PixelRepresentation) == 1
+    frames = []
+    for f in range(n_frames):
+        if f not in denoised_frames:  # a frame the reader skipped stays as it was
+            frames.append(original[f])
+            continue
+        slope, intercept = _rescale(ds, f)
+        frames.append(stored_values(denoised_frames[f], slope, intercept, int(ds.BitsStored),
+                                    signed))
+    dtype = {(16, True): "<i2", (16, False): "<u2", (8, True): "i1", (8, False): "u1",
+             (32, True): "<i4", (32, False): "<u4"}[(int(ds.BitsAllocated), signed)]
+    pixels = np.stack(frames).astype(dtype)
+    if compressed or ds.file_meta.TransferSyntaxUID not in (ExplicitVRLittleEndian,
+                                                            pydicom.uid.ImplicitVRLittleEndian):
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PixelData = pixels.tobytes()
+    ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.ImageType = ["DERIVED", "SECONDARY"] + list(ds.get("ImageType", [])[2:])
+    ds.SeriesDescription = (str(ds.get("SeriesDescription", "")) + SERIES_SUFFIX)[:64]
+    ds.DerivationDescription = (f"Denoised by ldct_tf model {model_name}; {RESEARCH_NOTE}")[:1024]
+    return ds
+
+
+def _rescale(ds, frame: int) -> tuple[float, float]:
+    """Slope and intercept of ``frame``: Enhanced CT functional groups (per-frame first, then
+    shared; PS3.3 C.7.6.16.2.9), else the top-level Modality LUT attributes."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    items = ([per_frame[frame]] if per_frame and frame < len(per_frame) else []) + \
+        ([shared[0]] if shared else [])
+    for item in items:
+        transform = item.get("PixelValueTransformationSequence")
+        if transform:
+            return float(transform[0].RescaleSlope), float(transform[0].RescaleIntercept)
+    return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
+
+
+def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch: int = 4,
+        force: bool = False, tile: int = DEFAULT_TILE) -> dict:
+    serve, prov = load_model(model)
+    model_name = f"{prov.get('name', Path(model).parent.name)} version " \
+                 f"{prov.get('version', Path(model).name)}"
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    result = dicom.read_ct_series(input_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result.write_quarantine(output_dir / "quarantine.json")
+    root = Path(result.root)
+    plans = [(series, _targets(series, root, output_dir)) for series in result.series]
+    existing = [t for _, targets in plans for t in targets.values() if t.exists()]
+    if existing and not force:
+        raise LdctError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --force "
+                        "to replace them or choose another --output")
+    started, done = time.time(), 0
+    train_spacing = (prov.get("training") or {}).get("pixel_spacing_mm")
+    for series, targets in plans:
+        _warn_spacing(series, train_spacing)
+        denoised = denoise_hu(serve, series.hu, batch, tile)
+        uid = generate_uid()
+        by_file: dict[str, dict[int, np.ndarray]] = {}
+        for k, (path, frame) in enumerate(zip(series.source_paths, series.frame_indices)):
+            by_file.setdefault(path, {})[frame] = denoised[k]
+        for path, frames in by_file.items():
+            ds = derived_dataset(Path(path), frames, uid, model_name)
+            targets[path].parent.mkdir(parents=True, exist_ok=True)
+            ds.save_as(targets[path], enforce_file_format=True)
+        done += series.n_slices
+        rate = done / max(time.time() - started, 1e-9)
+        print(f"denoise: series {series.series_key}: {series.n_slices} slices "
+              f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
+    seconds = time.time() - started
+    summary = {"series": len(result.series), "slices": done, "skipped": len(result.skipped),
+               "seconds": round(seconds, 1), "slices_per_s": round(done / max(seconds, 1e-9), 2),
+               "model": model_name}
+    print(f"denoise: {done} slices in {len(result.series)} series -> {output_dir} "
+          f"({summary['slices_per_s']} slices/s); skipped {len(result.skipped)} file(s), see "
+          f"{output_dir / 'quarantine.json'}")
+    return summary
+
+
+def _targets(series: dicom.CtSeries, root: Path, output_dir: Path) -> dict[str, Path]:
+    """Output path of every source file: the input's relative path under the output folder."""
+    return {p: output_dir / Path(p).resolve().relative_to(root.resolve())
+            for p in dict.fromkeys(series.source_paths)}
+
+
+def _warn_spacing(series: dicom.CtSeries, train_spacing: float | None) -> None:
+    if not train_spacing:
+        return
+    spacing = float(np.mean(series.pixel_spacing_mm))
+    if max(spacing / train_spacing, train_spacing / spacing) > 2.0:
+        print(f"warning: series {series.series_key} has {spacing:.2f} mm pixels; the model was "
+              f"trained on {train_spacing:.2f} mm (more than a factor of 2 apart): results may "
+              "be poor", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ldct_tf.denoise",
+                                     description="Denoise CT DICOM series with an exported model.")
+    parser.add_argument("--model", required=True, help="saved_models/<name>/<version>")
+    parser.add_argument("--input", required=True, help="folder of DICOM files")
+    parser.add_argument("--output", required=True, help="folder for the derived series")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                        help="denoise slices larger than this in overlapping tiles (pixels)")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.tile <= 2 * TILE_OVERLAP:
+        raise LdctError(f"--batch must be >= 1 and --tile > {2 * TILE_OVERLAP}, got "
+                        f"{args.batch} and {args.tile}")
+    run(args.model, args.input, args.output, args.batch, args.force, args.tile)
+    return 0
+
+
+if __name__ == "__main__":
+    from ldct_tf.cli import quiet_startup
+
+    quiet_startup()
+    sys.exit(run_cli(main))
+

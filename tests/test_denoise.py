@@ -1,0 +1,113 @@
+"""DICOM in, DICOM out: tags, pixel values through the inverse rescale, quarantine, tiles."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pydicom
+import pytest
+import tensorflow as tf
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
+from ldct_tf import denoise, export
+
+
+@pytest.fixture(scope="module")
+def model_dir(denoisers_tiny, tmp_path_factory):
+    _, workdir = denoisers_tiny
+    return export.run(workdir, "finetune", "m", 1, tmp_path_factory.mktemp("sm"))
+
+
+def _serve(model_dir):
+    return tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+
+
+def test_series_round_trip_keeps_identity_and_geometry(model_dir, tmp_path, rng):
+    stored = rng.integers(900, 1200, (3, 40, 40)).astype(np.int16)  # soft tissue around 0 HU
+    write_series(tmp_path / "in" / "study" / "series", n_slices=3, rows=40, cols=40,
+                 stored_volume=stored, slope=1.0, intercept=-1024.0)
+    sources = sorted((tmp_path / "in").rglob("*.dcm"))
+    before = {src: src.read_bytes() for src in sources}
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    serve = _serve(model_dir)
+    uids = set()
+    for src in sources:
+        out = tmp_path / "out" / src.relative_to(tmp_path / "in")
+        a, b = pydicom.dcmread(src), pydicom.dcmread(out)
+        assert list(b.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+        assert b.SeriesDescription.endswith("[ldct_tf denoised]")
+        assert "m version 1" in b.DerivationDescription and "research" in b.DerivationDescription
+        assert b.SOPInstanceUID != a.SOPInstanceUID and b.SeriesInstanceUID != a.SeriesInstanceUID
+        assert str(b.PatientName) == PLANTED_PATIENT_NAME  # this output goes back to the patient
+        assert b.ImagePositionPatient == a.ImagePositionPatient
+        assert b.PixelSpacing == a.PixelSpacing and b.pixel_array.dtype == a.pixel_array.dtype
+        hu_in = apply_modality_lut(a.pixel_array, a).astype(np.float32)
+        expected = serve(ldct_hu=tf.constant(hu_in[None, ..., None]))["denoised_hu"][0, ..., 0]
+        got = apply_modality_lut(b.pixel_array, b)
+        assert np.abs(got - expected.numpy()).max() <= 0.5 + 1e-3  # rounding to stored values
+        uids.add(b.SeriesInstanceUID)
+    assert len(uids) == 1  # one derived series per input series
+    assert all(src.read_bytes() == data for src, data in before.items())  # inputs untouched
+
+
+def test_ct_small_and_a_non_ct_file(model_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
+    shutil.copy(get_testdata_file("MR_small.dcm"), tmp_path / "in" / "mr.dcm")
+    before = (tmp_path / "in" / "ct.dcm").read_bytes()
+    summary = denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    assert summary["slices"] == 1 and summary["skipped"] == 1
+    quarantine = (tmp_path / "out" / "quarantine.json").read_text()
+    assert "mr.dcm" in quarantine and "modality MR is not CT" in quarantine
+    assert pydicom.dcmread(tmp_path / "out" / "ct.dcm").pixel_array.shape == (128, 128)
+    assert (tmp_path / "in" / "ct.dcm").read_bytes() == before
+
+
+def test_compressed_source_is_written_uncompressed(model_dir, tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.compress(RLELossless)
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "rle.dcm")
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    out = pydicom.dcmread(tmp_path / "out" / "rle.dcm")
+    assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert out.pixel_array.shape == (128, 128)
+
+
+def test_existing_output_needs_force(model_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    args = [sys.executable, "-m", "ldct_tf.denoise", "--model", str(model_dir), "--input",
+            str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert subprocess.run(args + ["--force"], capture_output=True).returncode == 0
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model",
+                             str(tmp_path / "none"), "--input", str(tmp_path), "--output",
+                             str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2 and "python -m ldct_tf.export" in result.stderr
+
+
+def test_tiles_agree_with_whole_slices(model_dir, rng):
+    serve = _serve(model_dir)
+    image = rng.uniform(-100, 100, (1, 150, 140)).astype(np.float32)
+    whole = denoise.denoise_hu(serve, image, 1, tile=1024)
+    tiled = denoise.denoise_hu(serve, image, 1, tile=80)
+    np.testing.assert_allclose(tiled, whole, atol=1e-2)
+
+
+def test_stored_values_invert_the_modality_lut():
+    hu = np.array([-2000.0, -1024.0, 0.0, 40.4, 3000.0, 40000.0])
+    stored = denoise.stored_values(hu, 1.0, -1024.0, 12, signed=False)
+    np.testing.assert_array_equal(stored, [0, 0, 1024, 1064, 4024, 4095])
+    signed = denoise.stored_values(hu, 0.5, 0.0, 16, signed=True)
+    assert signed.min() >= -32768 and signed.max() == 32767 and signed[3] == 81
