@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast clean
+.PHONY: install test test-fast demo clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ test: install
 # The suite without the tests marked slow (end-to-end runs); CI runs everything.
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# The main job on built-in synthetic data: prepare, classifier, Grad-CAM maps, pretrain, finetune,
+# evaluate, export (cached: a second run skips finished steps).
+demo: install
+	$(PY) -m pipelines.local_runner --config pipelines/configs/demo.toml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -391,8 +391,7 @@ class EvaluateConfig:
     cho_splits: int = 20
     cho_channels: int = 5
     roi_size: int = 0
-    gaussian_sigmas_px: tuple[float, float, float, float, float, float] = (
-        0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    gaussian_sigmas_px: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
     bm3d: bool = True
     seed: int = 0
 
@@ -402,8 +401,29 @@ class EvaluateConfig:
                 _fail("evaluate", key, f"must be >= 1, got {getattr(self, key)}")
         if self.roi_size < 0 or (self.roi_size and self.roi_size % 2 == 0):
             _fail("evaluate", "roi_size", f"must be 0 (auto) or an odd size, got {self.roi_size}")
-        if min(self.gaussian_sigmas_px) <= 0:
+        if not self.gaussian_sigmas_px or min(self.gaussian_sigmas_px) <= 0:
             _fail("evaluate", "gaussian_sigmas_px", f"must be > 0, got {self.gaussian_sigmas_px}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The end-to-end runner (`pipelines.local_runner`).
+
+    finetune_modes: finetune variants to train and compare: "weighted" and/or "pairs".
+    export_name: model name under the export folder.
+    export_dir: export folder (TF Serving's model base paths live under it).
+    """
+
+    finetune_modes: tuple[str, ...] = ("weighted",)
+    export_name: str = "ldct_denoiser"
+    export_dir: str = "saved_models"
+
+    def __post_init__(self):
+        if not self.finetune_modes or set(self.finetune_modes) - set(FINETUNE_MODES):
+            _fail("pipeline", "finetune_modes", f"must list some of {', '.join(FINETUNE_MODES)}, "
+                  f"got {list(self.finetune_modes)}")
+        if not self.export_name:
+            _fail("pipeline", "export_name", "must not be empty")
 
 
 @dataclass(frozen=True)
@@ -421,6 +441,7 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name)))
@@ -499,6 +520,10 @@ def _coerce(section: str, key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
         item_types = typing.get_args(hint)
+        if len(item_types) == 2 and item_types[1] is Ellipsis:  # tuple[X, ...]: any length
+            if not isinstance(value, (list, tuple)):
+                _fail(section, key, f"must be a list, got {value!r}")
+            item_types = (item_types[0],) * len(value)
         if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
             _fail(section, key, f"must be a list of {len(item_types)} values, got {value!r}")
         return tuple(_coerce(section, key, t, v) for t, v in zip(item_types, value))

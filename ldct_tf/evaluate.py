@@ -197,7 +197,6 @@ def run(config: Config, workdir: Path) -> dict:
     from ldct_tf import report as report_writer
 
     paths = report_writer.write(report, test, sets, workdir, out)
-    print(report_writer.summary_table(report))
     print(f"evaluate: report {paths['markdown']} (and {paths['html'].name}); metrics "
           f"{out / 'metrics.json'}")
     return report
@@ -468,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                              "Measure noise removal and small-feature preservation on test.")
     args = parser.parse_args(argv)
     config, workdir = cli.resolve(args)
-    run(config, workdir)
+    from ldct_tf.report import summary_table
+
+    print(summary_table(run(config, workdir)))
     return 0
 
 

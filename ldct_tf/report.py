@@ -89,6 +89,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, dpi: int = 90) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _ordered(sets: dict) -> list[str]:
     return [n for n in ORDER if n in sets]
 
@@ -130,12 +139,9 @@ def _lesion_rois(test, sets, present, path):
             ax.set_xticks([]), ax.set_yticks([])
             if row == 0:
                 ax.set_title(name, fontsize=9)
-        axes[row, 0].set_ylabel(f"{test.lesion[row][3]:+.0f} HU", fontsize=8)
+        axes[row, 0].set_ylabel(f"{test.lesion[i][3]:+.0f} HU", fontsize=8)
     fig.suptitle(f"Lesion ROIs ({2 * ROI_HALF} px), abdomen window [-160, 240] HU", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _profiles(test, sets, present, path):
@@ -154,10 +160,7 @@ def _profiles(test, sets, present, path):
         ax.set_ylabel("HU")
         ax.set_title(f"lesion {contrast:+.0f} HU, radius {radius:.1f} px", fontsize=9)
     axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _differences(test, sets, i, path):
@@ -190,10 +193,7 @@ def _edge_profiles(report, path):
     ax.set_ylabel("sign-aligned HU above background")
     ax.set_title("Mean lesion-edge profile", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _bars(report, path):
@@ -226,10 +226,7 @@ def _bars(report, path):
             high = max(v + e for v, e in zip(values, errors[1]))
             ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
     fig.suptitle("Test split, 95 % bootstrap intervals", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _nps(test, sets, path):
@@ -256,10 +253,7 @@ def _nps(test, sets, path):
     ax.set_yscale("log")
     ax.set_title(f"NPS of image - NDCT, {size}x{size} uniform soft-tissue ROIs", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # --- documents ----------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""The end-to-end runner on a tiny config: every step and artefact, caching, resume after a
+failure."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipelines import local_runner
+from records_fixtures import TINY
+from ldct_tf.config import load_config
+from ldct_tf.errors import LdctError
+
+
+def _config(tmp_path, *extra):
+    return load_config(None, [*TINY, "classifier.epochs=1", "evaluate.bm3d=false",
+                              "evaluate.resamples=20", "evaluate.cho_splits=2",
+                              "train.image_panels=1",
+                              f'pipeline.export_dir="{tmp_path / "saved_models"}"', *extra])
+
+
+def _statuses(manifest):
+    return {name: step["status"] for name, step in manifest["steps"].items()}
+
+
+@pytest.mark.slow
+def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
+    workdir = tmp_path / "run"
+    first = local_runner.run(_config(tmp_path), workdir)
+    assert set(_statuses(first).values()) == {"ran"}
+    for artefact in ("records/stats.json", "classifier/model.keras", "records_with_mask/stats.json",
+                     "denoiser/pretrain/model.keras", "denoiser/finetune/model.keras",
+                     "eval/metrics.json", "eval/report.md", "manifest.json"):
+        assert (workdir / artefact).exists(), artefact
+    assert (tmp_path / "saved_models" / "ldct_denoiser" / "1" / "saved_model.pb").exists()
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["packages"]["tensorflow"] and len(manifest["steps"]) == 7
+
+    second = local_runner.run(_config(tmp_path), workdir)
+    assert set(_statuses(second).values()) == {"cached"}
+
+    third = local_runner.run(_config(tmp_path, "finetune.learning_rate=3e-4"), workdir)
+    ran = {name for name, status in _statuses(third).items() if status == "ran"}
+    assert ran == {"finetune", "evaluate", "export"}
+    assert (tmp_path / "saved_models" / "ldct_denoiser" / "2").exists()
+
+    (workdir / "classifier" / "model.keras").unlink()
+    with pytest.raises(LdctError, match="step cam failed: classifier model .* not found"):
+        local_runner.run(_config(tmp_path), workdir, only="cam")
+    resumed = local_runner.run(_config(tmp_path), workdir)
+    assert _statuses(resumed)["classifier"] == "ran"  # its output was gone
+    assert _statuses(resumed)["prepare"] == "cached"
+
+
+def test_unknown_step_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pipelines.local_runner", "--workdir",
+                             str(tmp_path), "--from", "nonsense"], capture_output=True, text=True)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_fingerprints_change_downstream_only():
+    config = load_config(None)
+    steps = local_runner.steps_for(config)
+    before = local_runner.fingerprints(config, steps)
+    after = local_runner.fingerprints(config.replace(cam=config.cam.__class__(method="layercam")),
+                                      steps)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"cam", "finetune", "evaluate", "export"}
