@@ -23,9 +23,13 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
     assert load_config(path) == config
 
 
-def test_demo_preset_loads():
-    config = load_config("pipelines/configs/demo.toml")
-    assert config.data.source == "synthetic"
+@pytest.mark.parametrize("preset", ["demo", "benchmark", "paper", "mayo"])
+def test_presets_load(preset):
+    config = load_config(f"pipelines/configs/{preset}.toml")
+    assert config.data.dose_fraction == 0.25
+    if preset == "paper":
+        assert (config.model.filters, config.model.kernel_size, config.input.patch_size) == (
+            96, 5, 64)
 
 
 @pytest.mark.parametrize("overrides, match", [
