@@ -94,8 +94,11 @@ def run(config: Config, workdir: Path) -> dict:
                                 keras.callbacks.ModelCheckpoint(
                                     str(out / MODEL_FILE), monitor=monitor, mode="min",
                                     save_best_only=True),
-                                keras.callbacks.EarlyStopping(monitor=monitor,
-                                                              patience=cfg.patience),
+                                # No stopping in the first epochs: a detector of small
+                                # lesions often sits at chance for a while before it learns.
+                                keras.callbacks.EarlyStopping(
+                                    monitor=monitor, patience=cfg.patience,
+                                    start_from_epoch=min(cfg.epochs // 2, 10)),
                                 keras.callbacks.TensorBoard(str(workdir / "logs" / "classifier")),
                                 keras.callbacks.TerminateOnNaN()])
         best = keras.models.load_model(out / MODEL_FILE)

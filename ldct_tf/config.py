@@ -205,7 +205,8 @@ class ClassifierConfig:
     max_offset_px: the (sham) lesion lies up to this far from the patch centre, both classes alike.
     filters: width of the first block (doubled in each of the next two).
     epochs, batch_size, learning_rate: Adam training; the checkpoint with the best val loss is kept.
-    patience: stop after this many epochs without a better val loss.
+    patience: stop after this many epochs without a better val loss (counted from epoch
+      min(epochs/2, 10): a small-lesion detector often sits at chance for a while first).
     use_ldct: also train on the LDCT image of each slice (default: NDCT only, as the paper).
     """
 
@@ -216,7 +217,7 @@ class ClassifierConfig:
     epochs: int = 25
     batch_size: int = 32
     learning_rate: float = 1e-3
-    patience: int = 6
+    patience: int = 8
     use_ldct: bool = False
 
     def __post_init__(self):
