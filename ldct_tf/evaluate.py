@@ -244,13 +244,21 @@ def _edge(images, test: Slices, present, resamples, rng) -> dict:
     spacing = float(np.mean([test.spacing_mm[i] for i in present]))
 
     def rise(idx):
-        return metrics.rise_distance_px(np.nanmean(profiles[idx], axis=0))
+        return metrics.rise_distance_px(_column_mean(profiles[idx]))
 
     value = rise(np.arange(len(present)))
     return {"rise_distance_px": value, "rise_distance_mm": value * spacing,
             "ci95_px": list(bootstrap.interval(len(present), rise, resamples, rng)),
-            "mean_profile": np.nanmean(profiles, axis=0).tolist(),
+            "mean_profile": _column_mean(profiles).tolist(),
             "offsets_px": metrics.EDGE_OFFSETS_PX.tolist()}
+
+
+def _column_mean(profiles: np.ndarray) -> np.ndarray:
+    """Mean over rows ignoring NaN (offsets outside the image); NaN where a column has none."""
+    valid = np.isfinite(profiles)
+    count = valid.sum(axis=0)
+    total = np.where(valid, profiles, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _pairs(test: Slices) -> list[tuple[int, int]]:
