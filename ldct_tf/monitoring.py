@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import keras  # noqa: E402
 
 from ldct_tf import features as F  # noqa: E402
 from ldct_tf.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
+from ldct_tf.errors import LdctError  # noqa: E402
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -73,7 +76,9 @@ class WeightsCheckpoint(keras.callbacks.Callback):
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also saves at every epoch end when saving every N steps, so a
     process killed mid-epoch resumes from its last backup in that epoch, not from scratch. Keeps
-    the previous backup too (``double_checkpoint``): a kill during a save falls back to it."""
+    the previous backup too (``double_checkpoint``). Every file is written under a temporary name
+    and renamed into place, so a kill at any moment leaves complete files (Keras writes them in
+    place: a kill during its metadata write left an empty JSON that stopped the next start)."""
 
     def __init__(self, backup_dir, save_freq):
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True)
@@ -83,14 +88,56 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if self.save_freq != "epoch":
             self._save_model()
 
+    def on_train_begin(self, logs=None):
+        metadata = Path(self._training_metadata_path)
+        if metadata.exists() and _read_epoch(metadata) is None:
+            previous = Path(self._prev_training_metadata_path)
+            if previous.exists() and _read_epoch(previous) is not None:
+                _atomic_copy(previous, metadata)
+            else:
+                raise LdctError(f"training backup {metadata} is damaged; delete "
+                                f"{metadata.parent} to start this phase over")
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
+        if weights.exists():
+            _atomic_copy(weights, Path(self._prev_weights_path))
+        if metadata.exists():
+            _atomic_copy(metadata, Path(self._prev_training_metadata_path))
+        partial = backup / "partial.weights.h5"
+        self.model.save_weights(str(partial), overwrite=True)
+        partial.replace(weights)
+        _atomic_write(metadata, json.dumps({"epoch": self._current_epoch,
+                                            "batch": self._last_batch_seen}))
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(text)
+    partial.replace(target)
+
+
+def _read_epoch(path: Path) -> int | None:
+    """The epoch in a backup's metadata JSON, or None when the file is not valid."""
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def backup_epoch(backup_dir: Path) -> int | None:
     """The (zero-based) epoch a `ResumableBackup` in ``backup_dir`` resumes at, or None."""
-    import json
-
     path = Path(backup_dir) / "training_metadata.json"
-    return int(json.loads(path.read_text())["epoch"]) if path.exists() else None
+    return _read_epoch(path) if path.exists() else None
 
 
 def panel_slices(dataset, count: int) -> list[dict]:

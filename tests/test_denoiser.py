@@ -17,6 +17,7 @@ from ldct_tf.config import ModelConfig
 from ldct_tf.denoiser import Denoiser, build_network
 from ldct_tf.denoiser_training import run
 from ldct_tf.errors import LdctError
+from ldct_tf.monitoring import ResumableBackup, backup_epoch
 from ldct_tf.precision import policy_scope
 
 
@@ -164,6 +165,52 @@ def test_killed_training_resumes_where_it_stopped(masked_tiny, tmp_path):
     epochs = history["epoch"]
     assert epochs[-1] == stopped_at + 1  # zero-based: the last epoch of the resumed run
     assert len(history["loss"]) <= stopped_at + 2  # nothing trained twice from scratch
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Simulates a crash: raises at the end of an epoch, after the backup was written."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.started = epoch, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("crash")
+
+
+def _fit_tiny(backup, crash_at):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    probe = _StopAfter(crash_at)
+    try:
+        model.fit(x, y, batch_size=4, epochs=6, verbose=0,
+                  callbacks=[ResumableBackup(backup, save_freq=1), probe])
+    except RuntimeError:
+        pass
+    return probe.started
+
+
+def test_backup_files_are_complete_and_a_damaged_one_falls_back(tmp_path):
+    backup = tmp_path / "backup"
+    assert _fit_tiny(backup, crash_at=2) == [0, 1, 2]
+    assert backup_epoch(backup) == 3
+    assert not list(backup.glob("*partial*"))  # written under temporary names, renamed in place
+    previous = json.loads((backup / "training_metadata.json.bkp").read_text())["epoch"]
+    assert previous == 2  # the step backup of epoch 2's last batch, kept by the epoch-end one
+
+    (backup / "training_metadata.json").write_text("")  # killed mid-write by another tool
+    assert backup_epoch(backup) is None
+    assert _fit_tiny(backup, crash_at=4)[0] == previous  # resumed from the previous backup
+
+    (backup / "training_metadata.json").write_text("{")
+    (backup / "training_metadata.json.bkp").write_text("")
+    with pytest.raises(LdctError, match="delete .*backup"):
+        _fit_tiny(backup, crash_at=5)
 
 
 def test_mirrored_strategy_path_runs_on_one_device(masked_tiny, tmp_path):
