@@ -1086,14 +1086,9 @@ def find_dose_pairs(result: ReadResult) -> list[PairedSeries]:
 def _patient_groups(result: ReadResult) -> list[tuple[str, list[CtSeries]]]:
     """(patient folder relative to the root, its series) sorted by folder."""
     root = Path(result.root)
-    by_key: dict[tuple, list[CtSeries]] = collections.defaultdict(list)
+    by_key: dict[str, list[CtSeries]] = collections.defaultdict(list)
     for s in result.series:
-        # Without a PatientID, the Mayo layout puts the patient folder above the series folder.
-        if s.patient_key:
-            key = ("patient", s.patient_key)
-        else:
-            key = ("folder", str(_series_folder(s).parent))
-        by_key[key].append(s)
+        by_key[patient_group_key(s.patient_key, s.source_paths)].append(s)
     groups = []
     for series in by_key.values():
         common = Path(os.path.commonpath([str(_series_folder(s)) for s in series]))
@@ -1102,8 +1097,21 @@ def _patient_groups(result: ReadResult) -> list[tuple[str, list[CtSeries]]]:
     return sorted(groups, key=lambda g: (g[0], g[1][0].series_key))
 
 
+def patient_group_key(patient_key: str | None, paths: Sequence[str]) -> str:
+    """What the series of one patient share: the anonymous patient key or, for series without a
+    PatientID, the folder above the series folder (the Mayo/TCIA layout). Pairing and splits by
+    patient both group by it."""
+    if patient_key:
+        return f"patient:{patient_key}"
+    return f"folder:{_common_folder(paths).parent}"
+
+
 def _series_folder(s: CtSeries) -> Path:
-    return Path(os.path.commonpath([str(Path(p).parent) for p in s.source_paths]))
+    return _common_folder(s.source_paths)
+
+
+def _common_folder(paths: Sequence[str]) -> Path:
+    return Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
 
 
 def _assign_roles(series: list[CtSeries]) -> tuple[CtSeries, CtSeries] | str:

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ldct_tf.config import SPLITS, Config
+from ldct_tf.dicom import patient_group_key
 
 # Which splits receive groups first when there are fewer groups than splits: training needs data
 # first, then the test split that the evaluation reports on.
@@ -106,11 +107,16 @@ def synthetic_units(config: Config) -> list[Unit]:
 def dicom_units(index, source: str, seed: int, fractions: Sequence[float]) -> list[Unit]:
     """Units from a `dicom.SeriesIndex`: one per series ("dicom") or per patient ("paired-dicom").
 
-    Split groups are patients (series without a PatientID are their own group).
+    Split groups are patients. Series without a PatientID are their own group for "dicom"; for
+    "paired-dicom" they are grouped by patient folder, as `dicom.find_dose_pairs` pairs them.
     """
     groups: dict[str, list] = {}
     for series in index.groups:
-        groups.setdefault(series.patient_key or series.series_key, []).append(series)
+        if source == "paired-dicom":
+            key = patient_group_key(series.patient_key, series.files)
+        else:
+            key = series.patient_key or series.series_key
+        groups.setdefault(key, []).append(series)
     splits = assign_splits(list(groups), fractions, seed)
     units = []
     for group_key, members in groups.items():

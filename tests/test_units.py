@@ -39,3 +39,18 @@ def test_stable_int_is_process_independent():
     # The value is a fixed function of the text (SHA-256), not Python's salted hash().
     assert units.stable_int("a", 1) == units.stable_int("a", 1) != units.stable_int("a", 2)
     assert 0 <= units.stable_int("x") < 2 ** 62
+
+
+def test_paired_dicom_without_patient_id_groups_by_patient_folder():
+    # Mayo/TCIA layout with the PatientID removed: patient folder / dose series folder / files.
+    from ldct_tf.dicom import SeriesFiles, SeriesIndex
+    groups = [SeriesFiles(f"s{p}{dose}", None, tuple(f"/d/P{p}/{dose}/{i}.dcm" for i in range(2)))
+              for p in range(4) for dose in ("full", "quarter")]
+    index = SeriesIndex("/d", groups, [])
+    paired = units.dicom_units(index, "paired-dicom", seed=0, fractions=(0.5, 0.25, 0.25))
+    assert len(paired) == 4  # one unit per patient, both of its series in it
+    assert sorted(len(u.files) for u in paired) == [4] * 4
+    for u in paired:
+        assert len({f.split("/")[2] for f in u.files}) == 1  # one patient folder per unit
+    single = units.dicom_units(index, "dicom", seed=0, fractions=(0.5, 0.25, 0.25))
+    assert len(single) == 8
