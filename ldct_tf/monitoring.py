@@ -89,14 +89,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._save_model()
 
     def on_train_begin(self, logs=None):
-        metadata = Path(self._training_metadata_path)
-        if metadata.exists() and _read_epoch(metadata) is None:
-            previous = Path(self._prev_training_metadata_path)
-            if previous.exists() and _read_epoch(previous) is not None:
-                _atomic_copy(previous, metadata)
-            else:
-                raise LdctError(f"training backup {metadata} is damaged; delete "
-                                f"{metadata.parent} to start this phase over")
+        backup_epoch(self.backup_dir)  # repairs damaged metadata from the previous backup
         super().on_train_begin(logs)
 
     def _save_model(self):
@@ -135,9 +128,20 @@ def _read_epoch(path: Path) -> int | None:
 
 
 def backup_epoch(backup_dir: Path) -> int | None:
-    """The (zero-based) epoch a `ResumableBackup` in ``backup_dir`` resumes at, or None."""
-    path = Path(backup_dir) / "training_metadata.json"
-    return _read_epoch(path) if path.exists() else None
+    """The (zero-based) epoch a `ResumableBackup` in ``backup_dir`` resumes at, or None when there
+    is no backup. Damaged metadata is replaced by the previous backup's, which Keras then loads."""
+    metadata = Path(backup_dir) / "training_metadata.json"
+    if not metadata.exists():
+        return None
+    epoch = _read_epoch(metadata)
+    if epoch is None:
+        previous = metadata.with_name(metadata.name + ".bkp")  # Keras' double_checkpoint copy
+        epoch = _read_epoch(previous) if previous.exists() else None
+        if epoch is None:
+            raise LdctError(f"training backup {metadata} is damaged; delete "
+                            f"{metadata.parent} to start this phase over")
+        _atomic_copy(previous, metadata)
+    return epoch
 
 
 def panel_slices(dataset, count: int) -> list[dict]:

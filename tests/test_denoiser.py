@@ -204,11 +204,13 @@ def test_backup_files_are_complete_and_a_damaged_one_falls_back(tmp_path):
     assert previous == 2  # the step backup of epoch 2's last batch, kept by the epoch-end one
 
     (backup / "training_metadata.json").write_text("")  # killed mid-write by another tool
-    assert backup_epoch(backup) is None
-    assert _fit_tiny(backup, crash_at=4)[0] == previous  # resumed from the previous backup
+    assert backup_epoch(backup) == previous  # repaired from the previous backup
+    assert _fit_tiny(backup, crash_at=4)[0] == previous  # and resumed from it
 
     (backup / "training_metadata.json").write_text("{")
     (backup / "training_metadata.json.bkp").write_text("")
+    with pytest.raises(LdctError, match="delete .*backup"):
+        backup_epoch(backup)
     with pytest.raises(LdctError, match="delete .*backup"):
         _fit_tiny(backup, crash_at=5)
 
