@@ -66,20 +66,24 @@ class Denoiser(keras.Model):
         return [self.loss_tracker, self.psnr_tracker, self.ssim_tracker]
 
     def _loss(self, data, training: bool):
-        """(loss, ldct, ndct) of one batch in this mode; loss in float32."""
+        """(loss, prediction, ldct, ndct) of one batch in this mode; loss in float32. prediction
+        is the network's output for ``ldct`` (None in pairs validation, which feeds ldct*A)."""
         ldct, ndct, extra = (tuple(data) + (None,))[:3]
-        if self.loss_mode == "weighted":
-            return losses.masked_mse(ndct, self(ldct, training=training), extra), ldct, ndct
         if self.loss_mode == "pairs" and extra is not None:  # validation: (ldct, ndct, A)
-            return losses.mse(ndct * extra, self(ldct * extra, training=training)), ldct, ndct
-        return losses.mse(ndct, self(ldct, training=training)), ldct, ndct
+            return losses.mse(ndct * extra, self(ldct * extra, training=training)), None, ldct, ndct
+        prediction = self(ldct, training=training)
+        if self.loss_mode == "weighted":
+            return losses.masked_mse(ndct, prediction, extra), prediction, ldct, ndct
+        return losses.mse(ndct, prediction), prediction, ldct, ndct
 
     def train_step(self, data):
+        # The optimizer sums gradients over replicas: each replica's loss counts 1/replicas.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            loss, _, _ = self._loss(data, training=True)
+            loss = self._loss(data, training=True)[0]
             # A no-op for plain optimizers; a LossScaleOptimizer multiplies by its scale (and
             # unscales the gradients in apply).
-            scaled = self.optimizer.scale_loss(loss)
+            scaled = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
@@ -87,8 +91,10 @@ class Denoiser(keras.Model):
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, data):
-        loss, ldct, ndct = self._loss(data, training=False)
-        denoised = windowed_hu(self(ldct, training=False))
+        loss, prediction, ldct, ndct = self._loss(data, training=False)
+        if prediction is None:
+            prediction = self(ldct, training=False)
+        denoised = windowed_hu(prediction)
         reference = windowed_hu(ndct)
         span = WINDOW_HU[1] - WINDOW_HU[0]
         self.loss_tracker.update_state(loss)
