@@ -25,7 +25,6 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=16)
     args = parser.parse_args()
     cli.quiet_startup()
-    import keras
 
     from ldct_tf import baselines, evaluate, metrics, records
     from ldct_tf.config import load_config
@@ -39,8 +38,9 @@ def main() -> int:
     if baselines.bm3d_available() is None:
         makers["bm3d"] = lambda: baselines.bm3d(ldct, 17.0)
     for name in evaluate.NETWORK_SETS:
-        if model_path(workdir, name).is_file():
-            network = keras.models.load_model(model_path(workdir, name))
+        path = model_path(workdir, name)
+        if path.is_file():
+            network = evaluate.load_network(path)  # the inference form evaluation runs
             evaluate.denoise(network, ldct[:1])  # warm-up
             makers[name] = (lambda n=network: evaluate.denoise(n, ldct))
     result = {"slices": len(ldct)}

@@ -18,6 +18,7 @@ Writes ``<workdir>/eval/metrics.json``, ``report.md``, ``report.html`` and ``fig
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -65,18 +66,24 @@ def load_slices(pattern: str, config: Config) -> Slices:
     return out
 
 
+def load_network(path: Path):
+    """A saved denoising network in the form evaluation and serving run (`for_inference`)."""
+    import keras
+
+    return for_inference(keras.models.load_model(path))
+
+
 def denoise(network, images: list[np.ndarray], batch: int = 4) -> list[np.ndarray]:
-    """HU in, HU out, through the shared normalisation."""
+    """HU in, HU out, through the shared normalisation; batches of consecutive same-size slices."""
     out = []
-    for i in range(0, len(images), batch):
-        chunk = np.stack(images[i:i + batch])[..., None]
-        same_shape = all(im.shape == images[i].shape for im in images[i:i + batch])
-        if not same_shape:
-            return out + [denoise(network, [im], 1)[0] for im in images[i:]]
-        # a direct call, not predict: slices and patches differ in shape, and predict would
-        # re-trace its tf.function for every new shape
-        out += list(denormalize_hu(np.asarray(network(normalize_hu(chunk), training=False)))
-                    [..., 0])
+    for _, group in itertools.groupby(images, key=np.shape):
+        group = list(group)
+        for i in range(0, len(group), batch):
+            chunk = np.stack(group[i:i + batch])[..., None]
+            # a direct call, not predict: slices and patches differ in shape, and predict would
+            # re-trace its tf.function for every new shape
+            out += list(denormalize_hu(np.asarray(network(normalize_hu(chunk), training=False)))
+                        [..., 0])
     return out
 
 
@@ -84,10 +91,6 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
               ) -> tuple[dict, dict, dict]:
     """(images per set, skipped set -> reason, baseline settings)."""
     from ldct_tf.denoiser_training import model_path
-    from ldct_tf.tf_import import import_tensorflow
-
-    import_tensorflow()
-    import keras
 
     sets = {"ldct": test.ldct, "ndct": test.ndct}
     skipped, settings = {}, {}
@@ -113,7 +116,7 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
         if not path.is_file():
             skipped[name] = f"no model at {path}"
             continue
-        sets[name] = denoise(for_inference(keras.models.load_model(path)), test.ldct)
+        sets[name] = denoise(load_network(path), test.ldct)
         _progress(f"{name}: denoised {len(test.ldct)} slices")
     return sets, skipped, settings
 

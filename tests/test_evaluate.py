@@ -70,3 +70,19 @@ def test_gaussian_tuning_picks_the_lowest_rmse(rng):
     sigma, scores = baselines.tune_gaussian(noisy, clean, (0.5, 1.0, 2.0))
     assert scores[sigma] == min(scores.values()) and sigma == 2.0
     assert metrics.rmse(baselines.gaussian(noisy, sigma)[0], clean[0]) < 20.0
+
+
+def test_denoise_batches_slices_of_different_sizes(rng):
+    # DICOM series differ in matrix size; each slice must match a call on it alone.
+    import keras
+
+    from ldct_tf.preprocessing import denormalize_hu, normalize_hu
+    network = keras.Sequential([keras.Input((None, None, 1)),
+                                keras.layers.Conv2D(1, 3, padding="same")])
+    images = [rng.normal(40, 20, shape).astype(np.float32)
+              for shape in ((32, 32), (32, 32), (24, 40), (32, 32), (24, 40))]
+    out = evaluate.denoise(network, images, batch=2)
+    assert [o.shape for o in out] == [im.shape for im in images]
+    for image, got in zip(images, out):
+        alone = denormalize_hu(np.asarray(network(normalize_hu(image[None, ..., None])))[0, ..., 0])
+        np.testing.assert_allclose(got, alone, atol=1e-2)
