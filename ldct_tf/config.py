@@ -26,6 +26,9 @@ from ldct_tf.errors import LdctError
 
 SOURCES = ("synthetic", "dicom", "paired-dicom")
 SPLITS = ("train", "val", "test")
+FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")  # FBP filters (`simulate`)
+PROFILES = ("disk", "gaussian")  # lesion edge profiles (`lesions`)
+POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 
 
 class ConfigError(LdctError):
@@ -106,8 +109,6 @@ class ScannerConfig:
     filter_name: str = "hann"
 
     def __post_init__(self):
-        from ldct_tf.simulate import FILTERS
-
         if not self.i0 > 0:
             _fail("scanner", "i0", f"must be > 0 photons, got {self.i0}")
         if self.electronic_noise_var < 0:
@@ -140,8 +141,6 @@ class LesionConfig:
     profile: str = "disk"
 
     def __post_init__(self):
-        from ldct_tf.lesions import PROFILES
-
         lo, hi = self.diameter_mm
         if not 0 < lo <= hi:
             _fail("lesion", "diameter_mm", f"must be [low, high] with 0 < low <= high, "
@@ -355,8 +354,6 @@ class TrainConfig:
     image_panels: int = 4
 
     def __post_init__(self):
-        from ldct_tf.precision import POLICIES
-
         if self.precision not in POLICIES:
             _fail("train", "precision", f"must be one of {', '.join(POLICIES)}, "
                   f"got {self.precision!r}")

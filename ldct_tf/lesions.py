@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import ndimage, special
 
+from ldct_tf.config import PROFILES
 from ldct_tf.simulate import Seed
 
-PROFILES = ("disk", "gaussian")
 SOFT_TISSUE_HU = (-20.0, 120.0)
 _EDGE_SIGMA_PX = 0.5
 _SMOOTHING_PX = 1.5  # smooth real images before thresholding so noise does not punch holes

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from ldct_tf.config import POLICIES
 from ldct_tf.tf_import import import_tensorflow
 
-POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def resolve_policy(name: str) -> str:

@@ -30,11 +30,12 @@ from typing import Sequence, Union
 import numpy as np
 from skimage.transform import iradon, radon
 
+from ldct_tf.config import FILTERS
+
 MU_WATER_PER_MM = 0.0195  # water at about 70 keV (REFERENCES.md: 0.019-0.021 /mm)
 DEFAULT_I0 = 3.0e5
 DEFAULT_ELECTRONIC_NOISE_VAR = 10.0
 DEFAULT_FILTER = "hann"
-FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 # Counts are floored at this value before the log: a detector reading of zero (photon starvation
 # behind bone at very low dose) would otherwise give an infinite line integral.
