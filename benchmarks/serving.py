@@ -72,7 +72,7 @@ def main() -> int:
 
     from ldct_tf.config import ModelConfig
     from ldct_tf.denoiser import build_network
-    from ldct_tf.export import read_provenance
+    from ldct_tf.provenance import read_provenance
 
     arch = read_provenance(args.model)["training"]["architecture"]
     network = build_network(ModelConfig(**arch))

@@ -16,15 +16,11 @@ STEPS: dict[str, str] = {"prepare": "ldct_tf.prepare", "train": "ldct_tf.train",
 
 
 def info() -> int:
-    from importlib import metadata
+    from ldct_tf.provenance import PACKAGES, package_versions
 
-    for package in ("ldct_tf", "tensorflow", "keras", "tf-keras-vis", "apache-beam", "pydicom",
-                    "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle",
-                    "scikit-image", "numpy"):
-        try:
-            print(f"{package:20s} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            print(f"{package:20s} not installed")
+    extra = ("pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle")
+    for package, version in package_versions(PACKAGES + extra).items():
+        print(f"{package:20s} {version or 'not installed'}")
     from ldct_tf.dicom import available_decoders
 
     print("DICOM decoders:      " + ", ".join(available_decoders()))

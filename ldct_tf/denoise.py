@@ -30,7 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ldct_tf import dicom
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.export import read_provenance
+from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()

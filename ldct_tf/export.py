@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 from ldct_tf import cli, features as F
@@ -32,14 +30,13 @@ from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.inference import for_inference
 from ldct_tf.precision import policy_scope
+from ldct_tf.provenance import PROVENANCE, git_commit, package_versions
 from ldct_tf.preprocessing import HU_MAX, HU_MIN, denormalize_hu, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-PROVENANCE = "provenance.json"
-PACKAGES = ("ldct_tf", "tensorflow", "keras", "tf-keras-vis", "apache-beam", "pydicom", "numpy")
 
 
 def serving_module(network: keras.Model) -> tuple:
@@ -50,9 +47,8 @@ def serving_module(network: keras.Model) -> tuple:
     def serve(ldct_hu):
         return {"denoised_hu": denormalize_hu(network(normalize_hu(ldct_hu), training=False))}
 
-    spec = {F.LDCT: tf.io.FixedLenFeature([], tf.string),
-            F.HEIGHT: tf.io.FixedLenFeature([], tf.int64),
-            F.WIDTH: tf.io.FixedLenFeature([], tf.int64)}
+    spec = {key: value for key, value in F.feature_spec().items()
+            if key in (F.LDCT, F.HEIGHT, F.WIDTH)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
@@ -61,7 +57,7 @@ def serving_module(network: keras.Model) -> tuple:
                           parsed[F.WIDTH][0], tf.constant(1, tf.int64)])
         hu = tf.cast(tf.reshape(tf.io.decode_raw(parsed[F.LDCT], tf.int16, little_endian=True),
                                 shape), tf.float32)
-        return {"denoised_hu": denormalize_hu(network(normalize_hu(hu), training=False))}
+        return serve(hu)
 
     return serve, serve_examples
 
@@ -88,12 +84,6 @@ def next_version(model_dir: Path) -> int:
 
 def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
     config = load_config(folder / "config.toml")
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
         "name": name, "version": version, "phase": phase,
         "finetune_mode": config.finetune.mode if phase.startswith("finetune") else None,
@@ -108,18 +98,13 @@ def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
                                       "depth": config.model.depth,
                                       "kernel_size": config.model.kernel_size},
                      "precision": config.train.precision},
-        "packages": versions, "git_commit": _git_commit(),
+        "packages": package_versions(), "git_commit": git_commit(),
         "signatures": {"serving_default": "ldct_hu float32 [batch, height, width, 1] HU -> "
                                           "denoised_hu float32 HU",
                        "serve_examples": "examples string [batch] (tf.train.Example with 'ldct') "
                                          "-> denoised_hu float32 HU"},
         "intended_use": "research use only; not a medical device",
     }
-
-
-def read_provenance(export_dir: str | Path) -> dict:
-    path = Path(export_dir) / "assets" / PROVENANCE
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_models_config(out: Path) -> Path:
@@ -162,15 +147,6 @@ def run(workdir: Path, phase: str = "finetune", name: str = "ldct_denoiser",
     print(f"  serve: docker run -p 8501:8501 -p 8500:8500 -v {Path(out).resolve()}:/models "
           f"tensorflow/serving --model_config_file=/models/models.config")
     return target
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,12 @@ import hashlib
 import json
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 from ldct_tf import cli
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.provenance import git_commit, package_versions
 from pipelines.steps import STEPS, Step, steps_for
 
 STATE_FILE = "pipeline_state.json"
@@ -54,7 +54,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
     prints = fingerprints(config, steps)
     state = _load(workdir / STATE_FILE)
     forced = set(names[names.index(start):]) if start else set()
-    manifest = {"packages": _versions(), "git_commit": _git_commit(), "workdir": str(workdir),
+    manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
                 "steps": {}}
     started = time.time()
     for step in steps:
@@ -114,23 +114,6 @@ def _load(path: Path) -> dict:
         return json.loads(path.read_text()) if path.exists() else {}
     except json.JSONDecodeError:
         return {}  # a broken state file only costs a re-run
-
-
-def _versions() -> dict:
-    out = {}
-    for package in ("ldct_tf", "tensorflow", "keras", "tensorboard", "tf-keras-vis", "apache-beam",
-                    "pydicom", "numpy", "scikit-image", "bm3d"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = None
-    return out
-
-
-def _git_commit() -> str | None:
-    from ldct_tf.export import _git_commit as commit
-
-    return commit()
 
 
 def main(argv: list[str] | None = None) -> int:

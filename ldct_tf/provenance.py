@@ -1,0 +1,44 @@
+"""Where a result came from: package versions, the git commit, and an export's provenance file.
+
+Light on purpose (standard library only), so the runner's manifest, `ldct-tf info`, `export` and
+`denoise` share it without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable
+
+PACKAGES = ("ldct_tf", "tensorflow", "keras", "tensorboard", "tf-keras-vis", "apache-beam",
+            "pydicom", "numpy", "scikit-image", "bm3d")
+PROVENANCE = "provenance.json"  # in a SavedModel's assets/
+
+
+def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None when it is not installed)."""
+    out = {}
+    for package in packages:
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, or None outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def read_provenance(export_dir: str | Path) -> dict:
+    """The provenance an export wrote into its assets ({} when there is none)."""
+    path = Path(export_dir) / "assets" / PROVENANCE
+    return json.loads(path.read_text()) if path.is_file() else {}
