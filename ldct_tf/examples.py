@@ -118,7 +118,7 @@ def _guarded(where: str, examples: Iterator):
     """Examples of one slice, or one ``skipped`` entry when the slice has no room for a lesion."""
     try:
         yield from list(examples)
-    except ValueError as exc:
+    except lesions.NoRoomForLesion as exc:
         yield ("skipped", where, f"slice not used: {exc}")
 
 

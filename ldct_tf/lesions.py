@@ -32,6 +32,11 @@ _EDGE_SIGMA_PX = 0.5
 _SMOOTHING_PX = 1.5  # smooth real images before thresholding so noise does not punch holes
 
 
+class NoRoomForLesion(ValueError):
+    """The slice has no soft tissue with room for the lesion (a property of the slice, not a bug:
+    data pipelines skip such slices and list them)."""
+
+
 @dataclass(frozen=True)
 class Lesion:
     """One lesion: centre (pixels, row/col, may be fractional), radius (pixels), contrast (HU)."""
@@ -112,7 +117,8 @@ def sample_lesion(
       profile: one of `PROFILES`.
 
     Raises:
-      ValueError: bad ranges, or no soft tissue with room for the lesion and its background ring.
+      ValueError: bad ranges.
+      NoRoomForLesion: no soft tissue with room for the lesion and its background ring.
     """
     _check_range("diameter_mm", diameter_mm, positive=True)
     _check_range("contrast_hu", contrast_hu, positive=False)
@@ -125,7 +131,7 @@ def sample_lesion(
     # Room for the background ring (out to 2 radii) used to measure contrast, plus one pixel.
     candidates = np.argwhere(soft_tissue_mask(hu, margin_px=2.0 * radius_px + 1.0))
     if len(candidates) == 0:
-        raise ValueError(
+        raise NoRoomForLesion(
             f"no soft tissue ({SOFT_TISSUE_HU[0]:g}..{SOFT_TISSUE_HU[1]:g} HU) with room for a "
             f"{2 * radius_px * pixel_spacing_mm:.1f} mm lesion in this slice")
     row, col = candidates[rng.integers(len(candidates))]

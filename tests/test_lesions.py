@@ -81,7 +81,7 @@ def test_sham_has_the_geometry_and_no_contrast(phantom):
 
 def test_no_soft_tissue_is_a_clear_error():
     air = np.full((32, 32), -1000.0, np.float32)
-    with pytest.raises(ValueError, match="no soft tissue"):
+    with pytest.raises(lesions.NoRoomForLesion, match="no soft tissue"):
         lesions.sample_lesion(air, 1.0, 0)
 
 
