@@ -10,7 +10,6 @@ from typing import Callable
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 500
 LEVEL = 0.95
 
 

@@ -28,9 +28,9 @@ import numpy as np
 
 from ldct_tf import cli, features as F, records
 from ldct_tf.classifier_training import load_classifier
-from ldct_tf.config import SPLITS, CamConfig, Config
+from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.preprocessing import normalize_hu
+from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
@@ -159,11 +159,16 @@ def _map_shard(shard: Path, target: Path, visualizer, layer: str, cam: CamConfig
             ndct = np.stack([hu for _, hu in batch])
             maps = activation_maps(visualizer, normalize_hu(ndct)[..., None], layer, cam)
             for (example, hu), mask in zip(batch, maps):
-                example.features.feature[F.MASK].bytes_list.value.append(F.mask_to_bytes(mask))
+                raw = F.mask_to_bytes(mask)
+                example.features.feature[F.MASK].bytes_list.value.append(raw)
                 writer.write(example.SerializeToString())
-                stored = np.frombuffer(F.mask_to_bytes(mask), np.uint8) / F.MASK_SCALE
-                ratios += _ratio(example, stored.reshape(hu.shape), hu)
-                _keep_for_figure(shown, shard.name, hu, stored.reshape(hu.shape), example)
+                # figures and ratios from the map as stored (uint8), not the float one
+                stored = F.mask_from_bytes(raw, hu.shape)
+                g = _geometry(example)
+                if g["label"] == 1:
+                    ratios.append(lesion_to_body_ratio(stored, hu, g["row"], g["col"],
+                                                       g["radius_px"]))
+                _keep_for_figure(shown, shard.name, hu, stored, g)
             count += len(batch)
     rate = count / max(time.time() - started, 1e-9)
     print(f"cam: {shard.name}: {count} maps ({rate:.1f}/s)", file=sys.stderr, flush=True)
@@ -177,18 +182,17 @@ def _batches(shard: Path, compression: str, size: int) -> Iterator[list]:
         example = tf.train.Example.FromString(raw.numpy())
         feature = example.features.feature
         shape = (feature[F.HEIGHT].int64_list.value[0], feature[F.WIDTH].int64_list.value[0])
-        hu = np.frombuffer(feature[F.NDCT].bytes_list.value[0], "<i2").reshape(shape)
+        hu = F.hu_from_bytes(feature[F.NDCT].bytes_list.value[0], shape)
         if batch and (len(batch) == size or batch[0][1].shape != shape):
             yield batch
             batch = []
-        batch.append((example, hu.astype(np.float32)))
+        batch.append((example, hu))
     if batch:
         yield batch
 
 
-def _keep_for_figure(shown: list, shard_name: str, hu, mask, example) -> None:
+def _keep_for_figure(shown: list, shard_name: str, hu, mask, g: dict) -> None:
     """Up to half of the figure's slices per class, from the test split."""
-    g = _geometry(example)
     same_class = sum(1 for *_, other in shown if other["label"] == g["label"])
     if shard_name.startswith("test") and same_class < _FIGURE_SLICES // 2:
         shown.append((hu, mask, g))
@@ -199,13 +203,6 @@ def _geometry(example) -> dict:
     return {"label": f[F.LABEL].int64_list.value[0], "row": f[F.LESION_ROW].float_list.value[0],
             "col": f[F.LESION_COL].float_list.value[0],
             "radius_px": f[F.LESION_RADIUS_PX].float_list.value[0]}
-
-
-def _ratio(example, mask, hu) -> list:
-    g = _geometry(example)
-    if g["label"] != 1:
-        return []
-    return [lesion_to_body_ratio(mask, hu, g["row"], g["col"], g["radius_px"])]
 
 
 def _figure(shown: list, path: Path) -> Path | None:
@@ -226,7 +223,7 @@ def _figure(shown: list, path: Path) -> Path | None:
         ax.axis("off")
     shown = sorted(shown, key=lambda item: -item[2]["label"])
     for ax, (hu, mask, g) in zip(axes.ravel(), shown):
-        ax.imshow(hu, cmap="gray", vmin=-160, vmax=240)
+        ax.imshow(hu, cmap="gray", vmin=ABDOMEN_WINDOW_HU[0], vmax=ABDOMEN_WINDOW_HU[1])
         ax.imshow(np.ma.masked_less(mask, 0.05), cmap="jet", alpha=0.5, vmin=0, vmax=1)
         ax.add_patch(Circle((g["col"], g["row"]), g["radius_px"] * 1.6, fill=False, lw=1.2,
                             color="white", ls="-" if g["label"] else "--"))
@@ -242,7 +239,7 @@ def _figure(shown: list, path: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.base_parser("python -m ldct_tf.cam",
                              "Store the classifier's activation maps beside the images.")
-    parser.add_argument("--method", choices=("gradcam", "gradcam++", "layercam", "scorecam"))
+    parser.add_argument("--method", choices=CAM_METHODS)
     parser.add_argument("--layer", help="convolutional layer (default: the last one)")
     args = parser.parse_args(argv)
     extra = [f"cam.method={json.dumps(args.method)}"] if args.method else []

@@ -21,14 +21,14 @@ from ldct_tf import losses
 from ldct_tf.config import ModelConfig
 from ldct_tf.models.redcnn import build_redcnn
 from ldct_tf.models.unet import build_unet
-from ldct_tf.preprocessing import denormalize_hu
+from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, denormalize_hu
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402
 
 LOSS_MODES = ("mse", "weighted", "pairs")
-WINDOW_HU = (-160.0, 240.0)  # abdomen window (centre 40, width 400): the reported PSNR/SSIM
+WINDOW_HU = ABDOMEN_WINDOW_HU  # the reported PSNR/SSIM
 
 
 def build_network(model: ModelConfig) -> keras.Model:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import time
 import warnings
 from pathlib import Path
@@ -37,8 +36,6 @@ from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402
-
-log = logging.getLogger("ldct_tf.denoiser")
 
 DENOISER_DIR = "denoiser"
 MODEL_FILE = "model.keras"

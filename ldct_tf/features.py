@@ -124,4 +124,14 @@ def hu_to_bytes(hu: np.ndarray) -> bytes:
 
 
 def mask_to_bytes(mask: np.ndarray) -> bytes:
-    return np.clip(np.rint(np.asarray(mask) * MASK_SCALE), 0, 255).astype(np.uint8).tobytes()
+    return np.clip(np.rint(np.asarray(mask) * MASK_SCALE), 0, 255).astype(MASK_DTYPE).tobytes()
+
+
+def hu_from_bytes(raw: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """The inverse of `hu_to_bytes`: float32 HU of ``shape``."""
+    return np.frombuffer(raw, "<i2").reshape(shape).astype(np.float32)
+
+
+def mask_from_bytes(raw: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """The inverse of `mask_to_bytes`: the map A in [0, 1] as stored, float32 of ``shape``."""
+    return (np.frombuffer(raw, MASK_DTYPE) / MASK_SCALE).reshape(shape).astype(np.float32)

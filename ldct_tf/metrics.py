@@ -22,7 +22,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-WINDOWS = {"abdomen": (-160.0, 240.0), "full_range": (-1024.0, 3072.0)}
+from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, HU_MAX, HU_MIN
+
+WINDOWS = {"abdomen": ABDOMEN_WINDOW_HU, "full_range": (HU_MIN, HU_MAX)}
 SOFT_TISSUE_RANGE_HU = (0.0, 100.0)
 _SSIM_SIGMA, _SSIM_TRUNCATE, _K1, _K2 = 1.5, 3.5, 0.01, 0.03
 NOISE_WINDOW_PX = 9

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ldct_tf import cli, dicom, features as F, records, units as U
-from ldct_tf.config import SPLITS, Config
+from ldct_tf.config import SOURCES, SPLITS, Config
 from ldct_tf.errors import LdctError, run_cli
 
 log = logging.getLogger("ldct_tf.prepare")
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ours, beam_args = argv[:split_at], argv[split_at + 1:]
     parser = cli.base_parser("python -m ldct_tf.prepare",
                              "Write LDCT/NDCT TFRecords with an Apache Beam pipeline.")
-    parser.add_argument("--source", choices=("synthetic", "dicom", "paired-dicom"))
+    parser.add_argument("--source", choices=SOURCES)
     parser.add_argument("--input", help="DICOM folder for the dicom sources")
     args = parser.parse_args(ours)
     extra = [f"data.source={json.dumps(args.source)}"] if args.source else []

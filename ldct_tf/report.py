@@ -134,8 +134,9 @@ def _lesion_rois(test, sets, present, path):
     for row, i in enumerate(present):
         for col, name in enumerate(names):
             ax = axes[row, col]
-            ax.imshow(_crop(sets[name][i], *test.lesion[i][:2]), cmap="gray", vmin=-160,
-                      vmax=240)
+            low, high = metrics.WINDOWS["abdomen"]
+            ax.imshow(_crop(sets[name][i], *test.lesion[i][:2]), cmap="gray", vmin=low,
+                      vmax=high)
             ax.set_xticks([]), ax.set_yticks([])
             if row == 0:
                 ax.set_title(name, fontsize=9)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ldct_tf import records
 from ldct_tf.config import Config
 
 
@@ -88,11 +89,11 @@ def steps_for(config: Config) -> list[Step]:
              if mode in modes]
     steps = [
         Step("prepare", ("data", "scanner", "lesion"), (), _prepare,
-             _exists("records", "stats.json")),
+             _exists(records.RECORDS_DIR, "stats.json")),
         Step("classifier", ("classifier",), ("prepare",), _classifier,
              _exists("classifier", "model.keras")),
         Step("cam", ("cam",), ("classifier",), _cam,
-             _exists("records_with_mask", "stats.json")),
+             _exists(records.RECORDS_WITH_MASK_DIR, "stats.json")),
         Step("pretrain", ("model", "pretrain", "input", "train"), ("prepare",), _pretrain,
              _exists("denoiser", "pretrain", "model.keras")),
     ]

@@ -10,13 +10,14 @@ import_tensorflow()
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from ldct_tf.preprocessing import HU_MIN, HU_RANGE  # noqa: E402
+from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, HU_MIN, HU_RANGE  # noqa: E402
 
 # Inside every network, network range is rescaled to (HU - 40) / 400: the abdomen window's centre
 # and width. In network range soft tissue differs by ~0.01 and noise is ~0.004, which freshly
 # initialised convolutions barely see; after rescaling both are O(0.1). On the demo data this
 # alone took a 16-filter RED-CNN from +0.6 dB to +4 dB over LDCT in 150 steps.
-WINDOW_CENTRE_HU, WINDOW_WIDTH_HU = 40.0, 400.0
+WINDOW_CENTRE_HU = sum(ABDOMEN_WINDOW_HU) / 2.0
+WINDOW_WIDTH_HU = ABDOMEN_WINDOW_HU[1] - ABDOMEN_WINDOW_HU[0]
 _SCALE = HU_RANGE / WINDOW_WIDTH_HU
 _OFFSET = (HU_MIN - WINDOW_CENTRE_HU) / WINDOW_WIDTH_HU
 
