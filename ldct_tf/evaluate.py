@@ -36,6 +36,7 @@ from ldct_tf.preprocessing import denormalize_hu, normalize_hu
 
 EVAL_DIR = "eval"
 NETWORK_SETS = ("pretrain", "finetune", "finetune_pairs")
+MIN_CHO_PAIRS = 8  # fewer matched pairs give no usable CHO (covariance of the channels)
 CLAIM_METRICS = ("psnr_abdomen", "ssim_abdomen", "contrast_recovery", "cho_auc",
                  "classifier_auc")
 
@@ -121,43 +122,45 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
     return sets, skipped, settings
 
 
-def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict) -> dict:
-    """Every metric of every set, with intervals."""
+def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
+                  ) -> tuple[dict, dict]:
+    """Every metric of every set, with intervals; and each set's per-case values (`_cases`),
+    which the paired `claim` reuses."""
     cfg = config.evaluate
     present = [i for i, lab in enumerate(test.label) if lab == 1]
     pairs = _pairs(test)
     classifier = _classifier(workdir)
-    results = {}
+    results, cases = {}, {}
     for name, images in sets.items():
         rng = np.random.default_rng(cfg.seed)
-        fidelity = (_fidelity(images, test.ndct, cfg.resamples, rng) if name != "ndct"
+        case = _cases(images, test, present, pairs, classifier, cfg, with_fidelity=name != "ndct")
+        fidelity = (_fidelity(case["fidelity"], cfg.resamples, rng) if name != "ndct"
                     else {window: None for window in metrics.WINDOWS})
         result = dict(fidelity)  # grouped by window: sets.<name>.abdomen.psnr
         result["noise"] = _noise(images, test.ndct, cfg.resamples, rng)
-        result["contrast_recovery"] = _contrast_recovery(images, test, present, cfg.resamples,
-                                                         rng)
+        result["contrast_recovery"] = _contrast_recovery(case.get("contrast_recovery"),
+                                                         cfg.resamples, rng)
         result["edge"] = _edge(images, test, present, cfg.resamples, rng)
-        result["cho"] = _cho(images, test, pairs, cfg, rng)
-        result["classifier_auc"] = (_classifier_auc(classifier, images, test, pairs,
-                                                    cfg.resamples, rng)
-                                    if classifier is not None else None)
-        results[name] = result
+        result["cho"] = _cho(case.get("cho_auc"), cfg, rng)
+        result["classifier_auc"] = _classifier_auc(case.get("classifier_auc"), cfg.resamples,
+                                                   rng)
+        results[name], cases[name] = result, case
         _progress(f"measured {name}")
     _relative(results)
-    return results
+    return results, cases
 
 
-def claim(config: Config, test: Slices, sets: dict, results: dict, workdir: Path) -> dict:
-    """Finetune minus pretrain with paired bootstrap intervals, and a plain verdict."""
-    if "finetune" not in sets or "pretrain" not in sets:
+def claim(config: Config, cases: dict) -> dict:
+    """Finetune minus pretrain with paired bootstrap intervals, and a plain verdict; ``cases``
+    are the per-case values of `evaluate_sets`."""
+    if "finetune" not in cases or "pretrain" not in cases:
         return {"available": False, "reason": "needs both the pretrain and finetune models"}
     cfg = config.evaluate
     rng = np.random.default_rng(cfg.seed + 1)
-    per_case = {m: (_per_case(m, sets["finetune"], test, workdir, cfg),
-                    _per_case(m, sets["pretrain"], test, workdir, cfg)) for m in CLAIM_METRICS}
     out = {"available": True, "differences": {}}
-    for metric, (fine, pre) in per_case.items():
-        if fine is None:
+    for metric in CLAIM_METRICS:
+        fine, pre = cases["finetune"].get(metric), cases["pretrain"].get(metric)
+        if fine is None or pre is None:
             continue
         value = _statistic(metric, fine) - _statistic(metric, pre)
         n = len(fine["cases"])
@@ -186,13 +189,13 @@ def run(config: Config, workdir: Path) -> dict:
     _progress(f"loaded {len(test.ldct)} test slices ({sum(test.label)} with a lesion, "
               f"{len(_pairs(test))} matched pairs)")
     sets, skipped, settings = make_sets(config, workdir, test, val)
-    results = evaluate_sets(config, workdir, test, sets)
+    results, cases = evaluate_sets(config, workdir, test, sets)
     report = {
         "window": {name: {"hu": list(bounds), "data_range": bounds[1] - bounds[0]}
                    for name, bounds in metrics.WINDOWS.items()},
         "test_slices": len(test.ldct), "matched_pairs": len(_pairs(test)),
         "sets": results, "skipped": skipped, "baselines": settings,
-        "claim": claim(config, test, sets, results, workdir),
+        "claim": claim(config, cases),
         "conventions": _conventions(config),
         "seconds": round(time.time() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
@@ -207,8 +210,32 @@ def run(config: Config, workdir: Path) -> dict:
 
 # --- per-set measurements ----------------------------------------------------------------------
 
-def _fidelity(images, ndct, resamples, rng) -> dict:
-    per = [metrics.fidelity(im, ref) for im, ref in zip(images, ndct)]
+def _cases(images, test: Slices, present, pairs, classifier, cfg, with_fidelity: bool) -> dict:
+    """Per-case values of one set, computed once: the per-set metrics and the paired claim
+    (`_statistic`) both use them. A metric that cannot be measured here is missing."""
+    cases: dict = {}
+    if with_fidelity:
+        per = [metrics.fidelity(im, ref) for im, ref in zip(images, test.ndct)]
+        cases["fidelity"] = per
+        for key in ("psnr", "ssim"):
+            cases[f"{key}_abdomen"] = {"cases": np.array([p["abdomen"][key] for p in per])}
+    if present:
+        cases["contrast_recovery"] = {"cases": np.array(
+            [[_signed_contrast(images[i], test.lesion[i]),
+              _signed_contrast(test.ndct[i], test.lesion[i])] for i in present])}
+    if len(pairs) >= MIN_CHO_PAIRS:
+        size = _roi_size(test, cfg)
+        present_rois, absent_rois = _rois(images, test, pairs, size)
+        cases["cho_auc"] = {"cases": np.arange(len(pairs)), "present": present_rois,
+                            "absent": absent_rois, "roi_px": size,
+                            "channels": _cho_channels(test, pairs, size, cfg.cho_channels),
+                            "splits": cfg.cho_splits, "seed": cfg.seed}
+    if classifier is not None and pairs:
+        cases["classifier_auc"] = {"cases": _classifier_scores(classifier, images, test, pairs)}
+    return cases
+
+
+def _fidelity(per: list[dict], resamples, rng) -> dict:
     return {window: {m: bootstrap.mean_with_interval([p[window][m] for p in per], resamples, rng)
                      for m in ("psnr", "ssim", "rmse")} for window in metrics.WINDOWS}
 
@@ -224,17 +251,16 @@ def _signed_contrast(image, lesion) -> float:
     return math.copysign(1.0, contrast) * metrics.lesion_contrast_hu(image, row, col, radius)
 
 
-def _contrast_recovery(images, test: Slices, present, resamples, rng) -> dict:
-    if not present:
+def _contrast_recovery(case: dict | None, resamples, rng) -> dict:
+    if case is None:
         return {"value": None, "ci95": [None, None]}
-    mine = np.array([_signed_contrast(images[i], test.lesion[i]) for i in present])
-    ref = np.array([_signed_contrast(test.ndct[i], test.lesion[i]) for i in present])
+    mine, ref = case["cases"][:, 0], case["cases"][:, 1]
 
     def ratio(idx):
         return float(mine[idx].sum() / ref[idx].sum())
 
-    return {"value": ratio(np.arange(len(present))),
-            "ci95": list(bootstrap.interval(len(present), ratio, resamples, rng)),
+    return {"value": ratio(np.arange(len(mine))),
+            "ci95": list(bootstrap.interval(len(mine), ratio, resamples, rng)),
             "contrast_hu": float(mine.mean()), "ndct_contrast_hu": float(ref.mean())}
 
 
@@ -303,15 +329,13 @@ def _cho_channels(test: Slices, pairs, size: int, n_channels: int) -> np.ndarray
     return observers.laguerre_gauss_channels(size, 2.0 / 3.0 * diameter, n_channels)
 
 
-def _cho(images, test: Slices, pairs, cfg, rng) -> dict | None:
-    if len(pairs) < 8:
+def _cho(case: dict | None, cfg, rng) -> dict | None:
+    if case is None:
         return None
-    size = _roi_size(test, cfg)
-    present, absent = _rois(images, test, pairs, size)
-    channels = _cho_channels(test, pairs, size, cfg.cho_channels)
+    present, absent, channels = case["present"], case["absent"], case["channels"]
     point = observers.cho_repeated(present, absent, channels, cfg.cho_splits, rng)
     boot = {"dprime": [], "auc": []}
-    n = len(pairs)
+    n = len(present)
     for _ in range(cfg.resamples):
         idx = rng.integers(0, n, n)
         train = np.zeros(n, bool)
@@ -326,7 +350,7 @@ def _cho(images, test: Slices, pairs, cfg, rng) -> dict | None:
                 for key, v in boot.items()}
     return {"dprime": point["dprime"], "dprime_ci95": interval["dprime"], "auc": point["auc"],
             "auc_ci95": interval["auc"], "auc_empirical": point["auc_empirical"],
-            "roi_px": size, "channels": cfg.cho_channels, "pairs": n}
+            "roi_px": case["roi_px"], "channels": cfg.cho_channels, "pairs": n}
 
 
 def _classifier(workdir: Path):
@@ -355,18 +379,18 @@ def _classifier_scores(classifier, images, test: Slices, pairs) -> np.ndarray:
     return scores.reshape(-1, 2)
 
 
-def _classifier_auc(classifier, images, test, pairs, resamples, rng) -> dict | None:
-    if not pairs:
+def _classifier_auc(case: dict | None, resamples, rng) -> dict | None:
+    if case is None:
         return None
-    scores = _classifier_scores(classifier, images, test, pairs)
+    scores = case["cases"]
 
     def auc(idx):
         s = scores[idx]
         return metrics.auc(np.concatenate([s[:, 0], s[:, 1]]),
                            np.concatenate([np.ones(len(s)), np.zeros(len(s))]))
 
-    return {"value": auc(np.arange(len(pairs))),
-            "ci95": list(bootstrap.interval(len(pairs), auc, resamples, rng))}
+    return {"value": auc(np.arange(len(scores))),
+            "ci95": list(bootstrap.interval(len(scores), auc, resamples, rng))}
 
 
 def _relative(results: dict) -> None:
@@ -381,34 +405,6 @@ def _relative(results: dict) -> None:
 
 
 # --- the paired claim ---------------------------------------------------------------------------
-
-def _per_case(metric: str, images, test: Slices, workdir: Path, cfg) -> dict | None:
-    """Per-case values from which `_statistic` computes ``metric`` on resampled cases."""
-    if metric in ("psnr_abdomen", "ssim_abdomen"):
-        key = metric.split("_")[0]
-        values = [metrics.fidelity(im, ref)["abdomen"][key] for im, ref in zip(images, test.ndct)]
-        return {"cases": np.array(values)}
-    present = [i for i, lab in enumerate(test.label) if lab == 1]
-    if metric == "contrast_recovery":
-        if not present:
-            return None
-        return {"cases": np.array([[_signed_contrast(images[i], test.lesion[i]),
-                                    _signed_contrast(test.ndct[i], test.lesion[i])]
-                                   for i in present])}
-    pairs = _pairs(test)
-    if metric == "cho_auc":
-        if len(pairs) < 8:
-            return None
-        size = _roi_size(test, cfg)
-        present_rois, absent_rois = _rois(images, test, pairs, size)
-        return {"cases": np.arange(len(pairs)), "present": present_rois, "absent": absent_rois,
-                "channels": _cho_channels(test, pairs, size, cfg.cho_channels),
-                "splits": cfg.cho_splits, "seed": cfg.seed}
-    classifier = _classifier(workdir)
-    if classifier is None or not pairs:
-        return None
-    return {"cases": _classifier_scores(classifier, images, test, pairs)}
-
 
 def _statistic(metric: str, case: dict, idx: np.ndarray | None = None) -> float:
     idx = np.arange(len(case["cases"])) if idx is None else idx
