@@ -140,46 +140,65 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
     model_name = f"{prov.get('name', Path(model).parent.name)} version " \
                  f"{prov.get('version', Path(model).name)}"
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    result = dicom.read_ct_series(input_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    result.write_quarantine(output_dir / "quarantine.json")
-    root = Path(result.root)
-    plans = [(series, _targets(series, root, output_dir)) for series in result.series]
-    existing = [t for _, targets in plans for t in targets.values() if t.exists()]
+    # Headers first (cheap), then one series at a time: memory holds one series, not all.
+    index = dicom.index_series(input_dir)
+    targets = {p: t for group in index.groups
+               for p, t in _targets(group.files, Path(index.root), output_dir).items()}
+    existing = [t for t in targets.values() if t.exists()]
     if existing and not force:
         raise LdctError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --force "
                         "to replace them or choose another --output")
-    started, done = time.time(), 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started, done, n_series, skipped = time.time(), 0, 0, list(index.skipped)
     train_spacing = (prov.get("training") or {}).get("pixel_spacing_mm")
-    for series, targets in plans:
-        _warn_spacing(series, train_spacing)
-        denoised = denoise_hu(serve, series.hu, batch, tile)
-        uid = generate_uid()
-        by_file: dict[str, dict[int, np.ndarray]] = {}
-        for k, (path, frame) in enumerate(zip(series.source_paths, series.frame_indices)):
-            by_file.setdefault(path, {})[frame] = denoised[k]
-        for path, frames in by_file.items():
-            ds = derived_dataset(Path(path), frames, uid, model_name)
-            targets[path].parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(targets[path], enforce_file_format=True)
-        done += series.n_slices
-        rate = done / max(time.time() - started, 1e-9)
-        print(f"denoise: series {series.series_key}: {series.n_slices} slices "
-              f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
+    for group in index.groups:
+        try:
+            result = dicom.read_ct_series(list(group.files), root=index.root)
+        except dicom.NoUsableSliceError as exc:
+            skipped += exc.skipped
+            continue
+        skipped += result.skipped
+        for series in result.series:
+            _write_series(serve, series, targets, model_name, batch, tile, train_spacing)
+            done += series.n_slices
+            n_series += 1
+            rate = done / max(time.time() - started, 1e-9)
+            print(f"denoise: series {series.series_key}: {series.n_slices} slices "
+                  f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
+    quarantine = dicom.ReadResult([], skipped, index.root).write_quarantine(
+        output_dir / "quarantine.json")
+    if not n_series:
+        raise LdctError(f"no usable CT slice under {str(input_dir)!r}: {len(skipped)} file(s) "
+                        f"skipped, see {quarantine}; point --input at a folder of CT DICOM images")
     seconds = time.time() - started
-    summary = {"series": len(result.series), "slices": done, "skipped": len(result.skipped),
+    summary = {"series": n_series, "slices": done, "skipped": len(skipped),
                "seconds": round(seconds, 1), "slices_per_s": round(done / max(seconds, 1e-9), 2),
                "model": model_name}
-    print(f"denoise: {done} slices in {len(result.series)} series -> {output_dir} "
-          f"({summary['slices_per_s']} slices/s); skipped {len(result.skipped)} file(s), see "
-          f"{output_dir / 'quarantine.json'}")
+    print(f"denoise: {done} slices in {n_series} series -> {output_dir} "
+          f"({summary['slices_per_s']} slices/s); skipped {len(skipped)} file(s), see "
+          f"{quarantine}")
     return summary
 
 
-def _targets(series: dicom.CtSeries, root: Path, output_dir: Path) -> dict[str, Path]:
+def _write_series(serve, series: dicom.CtSeries, targets: dict[str, Path], model_name: str,
+                  batch: int, tile: int, train_spacing: float | None) -> None:
+    """Denoise one series and write it as a derived series (new UIDs) at the files' targets."""
+    _warn_spacing(series, train_spacing)
+    denoised = denoise_hu(serve, series.hu, batch, tile)
+    uid = generate_uid()
+    by_file: dict[str, dict[int, np.ndarray]] = {}
+    for k, (path, frame) in enumerate(zip(series.source_paths, series.frame_indices)):
+        by_file.setdefault(path, {})[frame] = denoised[k]
+    for path, frames in by_file.items():
+        ds = derived_dataset(Path(path), frames, uid, model_name)
+        targets[path].parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(targets[path], enforce_file_format=True)
+
+
+def _targets(paths, root: Path, output_dir: Path) -> dict[str, Path]:
     """Output path of every source file: the input's relative path under the output folder."""
     return {p: output_dir / Path(p).resolve().relative_to(root.resolve())
-            for p in dict.fromkeys(series.source_paths)}
+            for p in dict.fromkeys(paths)}
 
 
 def _warn_spacing(series: dicom.CtSeries, train_spacing: float | None) -> None:
