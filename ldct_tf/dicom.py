@@ -448,12 +448,11 @@ def index_series(path: str | os.PathLike, *, salt: str | None = None) -> SeriesI
         notices: dict[str, list[str]] = {"warnings": [], "logs": []}
         try:
             with _captured_pydicom_notices(notices):
-                ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=tags)
+                ds = _dcmread(file, stop_before_pixels=True, specific_tags=tags)
                 series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
                 patient_id = str(ds.get("PatientID", "") or "").strip()
-        except (InvalidDicomError, IsADirectoryError):
-            skipped.append((str(file), "not a DICOM file: no DICM marker after the 128-byte "
-                                       "preamble"))
+        except _Skip as skip:
+            skipped.append((str(file), str(skip)))
             continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the walk
             skipped.append((str(file), f"unreadable: {type(exc).__name__} while reading the "
@@ -603,9 +602,10 @@ def _read_file(path: Path, folders: Sequence[str], salt: str) -> list[_Frame]:
     return [_frame(ds, f, stored[f], common) for f in range(n_frames)]
 
 
-def _dcmread(path: Path) -> Dataset:
+def _dcmread(path: Path, **kwargs) -> Dataset:
+    """`pydicom.dcmread` (``kwargs`` passed on) with the expected failures as `_Skip` reasons."""
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, **kwargs)
     except InvalidDicomError:
         raise _Skip("not a DICOM file: no DICM marker after the 128-byte preamble") from None
     except IsADirectoryError:
