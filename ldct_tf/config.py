@@ -13,7 +13,6 @@ export) add their own sections here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import tomllib
@@ -444,11 +443,6 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name)))
                 for f in dataclasses.fields(self)}
-
-    def section_hash(self, *names: str) -> str:
-        """SHA-256 (16 hex) of the named sections: what a cached step depends on."""
-        data = {name: self.to_dict()[name] for name in names}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)

@@ -61,14 +61,6 @@ def load_network(workdir: Path, name: str) -> keras.Model:
     return keras.models.load_model(path)
 
 
-def run_pretrain(config: Config, workdir: Path) -> dict:
-    return run(config, workdir, "pretrain")
-
-
-def run_finetune(config: Config, workdir: Path) -> dict:
-    return run(config, workdir, "finetune")
-
-
 def run(config: Config, workdir: Path, phase: str) -> dict:
     """Train one phase; return its summary (also printed)."""
     workdir = Path(workdir)

@@ -8,25 +8,28 @@ its model, metrics and TensorBoard logs there.
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 from ldct_tf import cli
 from ldct_tf.errors import run_cli
 
-# phase -> module with run(config, workdir)
-PHASES = {"classifier": ("ldct_tf.classifier_training", "run"),
-          "pretrain": ("ldct_tf.denoiser_training", "run_pretrain"),
-          "finetune": ("ldct_tf.denoiser_training", "run_finetune")}
+PHASES = ("classifier", "pretrain", "finetune")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.base_parser("python -m ldct_tf.train", __doc__.splitlines()[0].split(": ")[1])
-    parser.add_argument("--phase", required=True, choices=list(PHASES))
+    parser = cli.base_parser("python -m ldct_tf.train",
+                             "Train one model of the method (classifier, pretrain, finetune).")
+    parser.add_argument("--phase", required=True, choices=PHASES)
     args = parser.parse_args(argv)
     config, workdir = cli.resolve(args)
-    module, function = PHASES[args.phase]
-    getattr(importlib.import_module(module), function)(config, workdir)
+    if args.phase == "classifier":
+        from ldct_tf import classifier_training
+
+        classifier_training.run(config, workdir)
+    else:
+        from ldct_tf import denoiser_training
+
+        denoiser_training.run(config, workdir, args.phase)
     return 0
 
 

@@ -33,8 +33,9 @@ def fingerprints(config: Config, steps: list[Step]) -> dict[str, str]:
     """Each step's fingerprint: its config sections and its upstream steps' fingerprints."""
     out: dict[str, str] = {}
     for step in steps:
-        parts = {"sections": config.section_hash(*step.sections), "extra": step.extra(config),
-                 "inputs": [out[name] for name in step.inputs if name in out]}
+        sections = step.configure(config).to_dict()
+        parts = {"sections": {name: sections[name] for name in step.sections},
+                 "inputs": [out[name] for name in step.inputs]}
         out[step.name] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()
                                         ).hexdigest()[:16]
     return out
@@ -53,16 +54,16 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
                             f"{', '.join(names)}")
     prints = fingerprints(config, steps)
     state = _load(workdir / STATE_FILE)
-    forced = set(names[names.index(start):]) if start else set()
+    forced = set(names[names.index(start):]) if start else {only} if only else set()
     manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
                 "steps": {}}
     started = time.time()
     for step in steps:
         if only and step.name != only:
             continue
-        cached = (step.name not in forced and only != step.name
-                  and state.get(step.name, {}).get("fingerprint") == prints[step.name]
-                  and step.outputs(config, workdir, state.get(step.name, {})))
+        previous = state.get(step.name, {})
+        cached = (step.name not in forced and previous.get("fingerprint") == prints[step.name]
+                  and step.outputs(workdir, previous))
         if cached:
             print(f"[{step.name}] cached (fingerprint {prints[step.name]}, outputs present): "
                   "skipped")
@@ -72,7 +73,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
         print(f"[{step.name}] running", flush=True)
         t0 = time.time()
         try:
-            record = step.run(config, workdir) or {}
+            record = step.run(step.configure(config), workdir) or {}
         except LdctError as exc:
             _save(workdir, state, manifest)
             raise LdctError(f"step {step.name} failed: {exc}") from None

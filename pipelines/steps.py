@@ -7,6 +7,7 @@ Wiring only; every algorithm lives in ``ldct_tf``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,65 +18,43 @@ from ldct_tf.config import Config
 
 @dataclass(frozen=True)
 class Step:
+    """One step. ``configure`` adapts the run's config to what the step runs with (a finetune
+    variant sets its mode); the fingerprint hashes ``sections`` of that adapted config."""
+
     name: str
     sections: tuple[str, ...]
     inputs: tuple[str, ...]
     run: Callable[[Config, Path], dict | None]
-    outputs: Callable[[Config, Path, dict], bool]
-    extra: Callable[[Config], object] = field(default=lambda config: None)
+    outputs: Callable[[Path, dict], bool]
+    configure: Callable[[Config], Config] = field(default=lambda config: config)
 
 
-def _prepare(config, workdir):
-    from ldct_tf import prepare
-
-    prepare.run(config, workdir)
-
-
-def _classifier(config, workdir):
-    from ldct_tf import classifier_training
-
-    classifier_training.run(config, workdir)
-
-
-def _cam(config, workdir):
-    from ldct_tf import cam
-
-    cam.run(config, workdir)
-
-
-def _pretrain(config, workdir):
-    from ldct_tf import denoiser_training
-
-    denoiser_training.run(config, workdir, "pretrain")
-
-
-def _finetune(mode: str):
+def _call(module: str, *args):
+    """``ldct_tf.<module>.run(config, workdir, *args)``, imported when the step runs; the step
+    records nothing (the runner merges a returned dict into its state)."""
     def run(config, workdir):
-        from ldct_tf import denoiser_training
-
-        tuned = config.replace(finetune=dataclasses.replace(config.finetune, mode=mode))
-        denoiser_training.run(tuned, workdir, "finetune")
+        importlib.import_module(f"ldct_tf.{module}").run(config, workdir, *args)
 
     return run
 
 
-def _evaluate(config, workdir):
-    from ldct_tf import evaluate
+def _export(phase: str):
+    def run(config, workdir):
+        from ldct_tf import export
 
-    evaluate.run(config, workdir)
+        target = export.run(workdir, phase, config.pipeline.export_name, None,
+                            config.pipeline.export_dir)
+        return {"export_path": str(target)}
+
+    return run
 
 
-def _export(config, workdir):
-    from ldct_tf import export
-
-    phase = "finetune" if "weighted" in config.pipeline.finetune_modes else "finetune_pairs"
-    target = export.run(workdir, phase, config.pipeline.export_name, None,
-                        config.pipeline.export_dir)
-    return {"export_path": str(target)}
+def _with_mode(mode: str):
+    return lambda config: config.replace(finetune=dataclasses.replace(config.finetune, mode=mode))
 
 
 def _exists(*parts: str):
-    return lambda config, workdir, record: Path(workdir, *parts).exists()
+    return lambda workdir, record: Path(workdir, *parts).exists()
 
 
 STEPS = ("prepare", "classifier", "cam", "pretrain", "finetune", "finetune_pairs", "evaluate",
@@ -84,27 +63,27 @@ STEPS = ("prepare", "classifier", "cam", "pretrain", "finetune", "finetune_pairs
 
 def steps_for(config: Config) -> list[Step]:
     """The steps of this config's run, in order (finetune variants from ``[pipeline]``)."""
-    modes = config.pipeline.finetune_modes
-    tuned = [name for name, mode in (("finetune", "weighted"), ("finetune_pairs", "pairs"))
-             if mode in modes]
+    tuned = [(name, mode) for name, mode in (("finetune", "weighted"), ("finetune_pairs", "pairs"))
+             if mode in config.pipeline.finetune_modes]
+    tuned_names = tuple(name for name, _ in tuned)
     steps = [
-        Step("prepare", ("data", "scanner", "lesion"), (), _prepare,
+        Step("prepare", ("data", "scanner", "lesion"), (), _call("prepare"),
              _exists(records.RECORDS_DIR, "stats.json")),
-        Step("classifier", ("classifier",), ("prepare",), _classifier,
+        Step("classifier", ("classifier",), ("prepare",), _call("classifier_training"),
              _exists("classifier", "model.keras")),
-        Step("cam", ("cam",), ("classifier",), _cam,
+        Step("cam", ("cam",), ("classifier",), _call("cam"),
              _exists(records.RECORDS_WITH_MASK_DIR, "stats.json")),
-        Step("pretrain", ("model", "pretrain", "input", "train"), ("prepare",), _pretrain,
+        Step("pretrain", ("model", "pretrain", "input", "train"), ("prepare",),
+             _call("denoiser_training", "pretrain"),
              _exists("denoiser", "pretrain", "model.keras")),
     ]
-    for name in tuned:
-        mode = "weighted" if name == "finetune" else "pairs"
-        steps.append(Step(name, ("model", "finetune", "input", "train"), ("pretrain", "cam"),
-                          _finetune(mode), _exists("denoiser", name, "model.keras"),
-                          extra=lambda config, mode=mode: mode))
-    steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "pretrain", *tuned),
-                      _evaluate, _exists("eval", "metrics.json")))
-    steps.append(Step("export", ("pipeline",), tuple(tuned), _export,
-                      lambda config, workdir, record: bool(record.get("export_path"))
+    steps += [Step(name, ("model", "finetune", "input", "train"), ("pretrain", "cam"),
+                   _call("denoiser_training", "finetune"), _exists("denoiser", name, "model.keras"),
+                   configure=_with_mode(mode)) for name, mode in tuned]
+    steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "pretrain",
+                                                  *tuned_names),
+                      _call("evaluate"), _exists("eval", "metrics.json")))
+    steps.append(Step("export", ("pipeline",), tuned_names, _export(tuned_names[0]),
+                      lambda workdir, record: bool(record.get("export_path"))
                       and Path(record["export_path"]).exists()))
     return steps

@@ -67,3 +67,15 @@ def test_fingerprints_change_downstream_only():
                                       steps)
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"cam", "finetune", "evaluate", "export"}
+
+
+def test_finetune_mode_in_the_config_changes_nothing_the_runner_sets_itself():
+    # The runner runs each finetune variant with its own mode; the user's [finetune] mode is
+    # overridden, so it must not invalidate the cache.
+    config = load_config(None, ["pipeline.finetune_modes=['weighted', 'pairs']"])
+    steps = local_runner.steps_for(config)
+    weighted = local_runner.fingerprints(config, steps)
+    pairs = local_runner.fingerprints(
+        config.replace(finetune=config.finetune.__class__(mode="pairs")), steps)
+    assert weighted == pairs
+    assert weighted["finetune"] != weighted["finetune_pairs"]
