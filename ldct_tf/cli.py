@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from ldct_tf.config import Config, load_config, write_resolved
+from ldct_tf.errors import LdctError
 from ldct_tf.tf_import import import_tensorflow
 
 DEFAULT_RUNS_DIR = "runs"
@@ -51,6 +52,9 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace, extra_overrides: list[str] = ()) -> tuple[Config, Path]:
     """The config (defaults, file, --set) and the work directory, created if needed."""
     config = load_config(args.config, [*extra_overrides, *args.overrides])
+    if args.workdir and "://" in args.workdir:
+        raise LdctError(f"--workdir {args.workdir!r} is a URL; pass a file-system path (mount a "
+                        "bucket with gcsfuse or s3fs to use one)")
     workdir = Path(args.workdir) if args.workdir else default_workdir(args.config)
     workdir.mkdir(parents=True, exist_ok=True)
     return config, workdir

@@ -56,3 +56,14 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_a_url_workdir_is_refused_not_made_a_local_folder(tmp_path, monkeypatch):
+    from ldct_tf import cli
+    from ldct_tf.errors import LdctError
+
+    monkeypatch.chdir(tmp_path)
+    args = cli.base_parser("x", "x").parse_args(["--workdir", "gs://bucket/run"])
+    with pytest.raises(LdctError, match="is a URL; pass a file-system path"):
+        cli.resolve(args)
+    assert not (tmp_path / "gs:").exists()
