@@ -132,9 +132,7 @@ def run(config: Config, workdir: Path) -> dict:
             "lesion_to_body_ratio_median": round(float(np.median(valid)), 3) if valid else None}
     for name in ("stats.json", "quarantine.json"):
         shutil.copy(source / name, target / name)
-    from ldct_tf.prepare import write_schema
-
-    write_schema(target, config.data.compression, with_mask=True)
+    records.write_schema(target, config.data.compression, with_mask=True)
     summary = {"method": config.cam.method, "layer": layer, "library": "tf-keras-vis",
                "model_modifier": "ReplaceToLinear", "score": "lesion-present output (linear)",
                "image": "NDCT", "upsample": config.cam.upsample, "normalize": config.cam.normalize,

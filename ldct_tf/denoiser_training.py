@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, data, features as F, records
+from ldct_tf import cli, data, features as F, losses, records
 from ldct_tf.config import Config
 from ldct_tf.denoiser import Denoiser, WINDOW_HU, build_network
 from ldct_tf.errors import LdctError
@@ -133,7 +133,7 @@ def _train_data(source: Path, config: Config, mode: str, with_mask: bool, batch_
     ds = data.make_dataset(records.pattern(source, "train"), config, True,
                            with_mask=with_mask and mode != "mse", batch_size=batch_size)
     if mode == "weighted":  # the weight is made here, once, from the stored map A
-        return ds.map(lambda x, y, a: (x, y, floor + (1.0 - floor) * a))
+        return ds.map(lambda x, y, a: (x, y, losses.map_weights(a, floor)))
     if mode == "pairs":
         return ds.map(lambda x, y, a: (x * a, y * a))
     return ds
@@ -147,7 +147,7 @@ def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
 
     def to_tuple(item):
         if mode == "weighted":
-            return item[F.LDCT], item[F.NDCT], floor + (1.0 - floor) * item[F.MASK]
+            return item[F.LDCT], item[F.NDCT], losses.map_weights(item[F.MASK], floor)
         if mode == "pairs":
             return item[F.LDCT], item[F.NDCT], item[F.MASK]
         return item[F.LDCT], item[F.NDCT]

@@ -20,13 +20,18 @@ def mse(y_true, y_pred):
     return tf.reduce_mean(tf.square(diff))
 
 
+def map_weights(activation_map, floor: float):
+    """Pixel weights ``floor + (1 - floor) * A`` from the activation map A in [0, 1]: every pixel
+    keeps at least ``floor``, the classifier's evidence counts up to 1."""
+    return floor + (1.0 - floor) * activation_map
+
+
 def masked_mse(y_true, y_pred, weights):
     """``sum(w * (y_pred - y_true)^2) / sum(w)`` over the batch, float32.
 
     Args:
       y_true, y_pred: images ``[batch, H, W, 1]`` (any float dtype).
-      weights: non-negative pixel weights broadcastable to them, e.g.
-        ``floor + (1 - floor) * A`` from the activation map A.
+      weights: non-negative pixel weights broadcastable to them, e.g. `map_weights`.
     """
     weights = tf.cast(weights, tf.float32)
     diff = tf.cast(y_pred, tf.float32) - tf.cast(y_true, tf.float32)

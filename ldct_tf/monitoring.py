@@ -150,7 +150,10 @@ def panel_slices(dataset, count: int) -> list[dict]:
     for item in dataset:
         if len(present) >= count:
             break
-        (present if int(item[F.LABEL]) == 1 else absent).append(item)
+        if int(item[F.LABEL]) == 1:
+            present.append(item)
+        elif len(absent) < count:  # only needed when too few lesion slices come
+            absent.append(item)
     chosen = (present + absent)[:count]
     return [{F.LDCT: s[F.LDCT], F.NDCT: s[F.NDCT],
              F.MASK: s.get(F.MASK, tf.zeros_like(s[F.LDCT]))} for s in chosen]

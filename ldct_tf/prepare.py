@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli, dicom, features as F, records, units as U
-from ldct_tf.config import SOURCES, SPLITS, Config
+from ldct_tf import cli, dicom, records, units as U
+from ldct_tf.config import SOURCES, Config
 from ldct_tf.errors import LdctError, run_cli
 
 log = logging.getLogger("ldct_tf.prepare")
@@ -62,16 +62,10 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     started = time.time()
     with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
         build_pipeline(pipeline, units, config, salt, out, index_skipped)
-    write_schema(out, config.data.compression)
+    records.write_schema(out, config.data.compression)
     stats = json.loads((out / "stats.json").read_text())
     _report(stats, out, time.time() - started)
     return stats
-
-
-def write_schema(out: Path, compression: str, with_mask: bool = False) -> None:
-    schema = {"features": F.schema(with_mask), "compression": compression,
-              "files": {s: f"{s}-SSSSS-of-NNNNN{records.suffix(compression)}" for s in SPLITS}}
-    (Path(out) / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
 
 
 def _report(stats: dict, out: Path, seconds: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ldct_tf import features as F
 from ldct_tf.config import SPLITS
 from ldct_tf.errors import LdctError
 
@@ -27,7 +28,14 @@ def pattern(records_dir: str | Path, split: str) -> str:
 
 
 def shards(records_dir: str | Path, split: str) -> list[Path]:
-    return sorted(Path(records_dir).glob(f"{split}-*-of-*.tfrecord*"))
+    return sorted(Path(records_dir).glob(Path(pattern(records_dir, split)).name))
+
+
+def write_schema(records_dir: str | Path, compression: str, with_mask: bool = False) -> None:
+    """``schema.json``: every key's dtype and shape rule, the compression and the file naming."""
+    schema = {"features": F.schema(with_mask), "compression": compression,
+              "files": {s: f"{s}-SSSSS-of-NNNNN{suffix(compression)}" for s in SPLITS}}
+    (Path(records_dir) / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
 
 
 def compression_of(path: str | Path) -> str:
