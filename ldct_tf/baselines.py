@@ -53,8 +53,8 @@ def estimate_noise_sd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> float:
         if mask.sum() < 50:
             continue
         diffs.append((low - normal)[mask])
-        n_low = metrics.noise_index_hu(low, reference=normal)
-        n_normal = metrics.noise_index_hu(normal, reference=normal)
+        n_low = metrics.noise_index_hu(low, mask=mask)
+        n_normal = metrics.noise_index_hu(normal, mask=mask)
         if n_low and n_normal:
             ratios.append(n_normal / n_low)
     if not diffs:

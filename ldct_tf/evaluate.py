@@ -130,6 +130,7 @@ def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
     present = [i for i, lab in enumerate(test.label) if lab == 1]
     pairs = _pairs(test)
     classifier = _classifier(workdir)
+    tissue = [metrics.uniform_tissue_mask(ref) for ref in test.ndct]  # one per slice, every set
     results, cases = {}, {}
     for name, images in sets.items():
         rng = np.random.default_rng(cfg.seed)
@@ -137,7 +138,7 @@ def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
         fidelity = (_fidelity(case["fidelity"], cfg.resamples, rng) if name != "ndct"
                     else {window: None for window in metrics.WINDOWS})
         result = dict(fidelity)  # grouped by window: sets.<name>.abdomen.psnr
-        result["noise"] = _noise(images, test.ndct, cfg.resamples, rng)
+        result["noise"] = _noise(images, tissue, cfg.resamples, rng)
         result["contrast_recovery"] = _contrast_recovery(case.get("contrast_recovery"),
                                                          cfg.resamples, rng)
         result["edge"] = _edge(images, test, present, cfg.resamples, rng)
@@ -240,8 +241,8 @@ def _fidelity(per: list[dict], resamples, rng) -> dict:
                      for m in ("psnr", "ssim", "rmse")} for window in metrics.WINDOWS}
 
 
-def _noise(images, ndct, resamples, rng) -> dict:
-    values = [metrics.noise_index_hu(im, reference=ref) for im, ref in zip(images, ndct)]
+def _noise(images, tissue, resamples, rng) -> dict:
+    values = [metrics.noise_index_hu(im, mask=mask) for im, mask in zip(images, tissue)]
     values = [v for v in values if v is not None]
     return {"noise_index_hu": bootstrap.mean_with_interval(values, resamples, rng)}
 

@@ -51,13 +51,16 @@ def uniform_tissue_mask(hu: np.ndarray, window: int = NOISE_WINDOW_PX,
 
 
 def noise_index_hu(hu: np.ndarray, window: int = NOISE_WINDOW_PX,
-                   reference: np.ndarray | None = None) -> float | None:
+                   reference: np.ndarray | None = None,
+                   mask: np.ndarray | None = None) -> float | None:
     """Global noise index (HU): the mode of the local SD over uniform soft tissue.
 
-    ``reference`` (e.g. the NDCT image) decides where soft tissue is; None when the slice has no
-    window of soft tissue.
+    ``reference`` (e.g. the NDCT image) decides where soft tissue is, or ``mask`` is that
+    `uniform_tissue_mask` already made (for several images of one reference); None when the
+    slice has no window of soft tissue.
     """
-    mask = uniform_tissue_mask(hu, window, reference)
+    if mask is None:
+        mask = uniform_tissue_mask(hu, window, reference)
     sds = local_sd_hu(hu, window)[mask]
     if sds.size == 0:
         return None

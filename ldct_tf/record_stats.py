@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ldct_tf import features as F
-from ldct_tf.metrics import noise_index_hu
+from ldct_tf.metrics import noise_index_hu, uniform_tissue_mask
 
 HU_LOW, HU_BINS = -1024, 4096
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
@@ -30,10 +30,11 @@ def add(acc: dict, values: dict) -> dict:
     acc["examples"] += 1
     acc["labels"][str(int(values[F.LABEL]))] += 1
     acc["series"].add(values[F.SERIES_KEY])
+    tissue = uniform_tissue_mask(values[F.NDCT])  # where both images' noise is measured
     for key in IMAGES:
         hu = np.clip(np.rint(values[key]).astype(np.int64) - HU_LOW, 0, HU_BINS - 1)
         acc[key]["hist"] += np.bincount(hu.ravel(), minlength=HU_BINS)
-        noise = noise_index_hu(values[key], reference=values[F.NDCT])
+        noise = noise_index_hu(values[key], mask=tissue)
         if noise is not None:
             acc[key]["noise_sum"] += noise
             acc[key]["noise_n"] += 1
