@@ -12,7 +12,8 @@ import sys
 # Step name -> module; each module has `main(argv) -> int`.
 STEPS: dict[str, str] = {"prepare": "ldct_tf.prepare", "train": "ldct_tf.train",
                          "cam": "ldct_tf.cam", "evaluate": "ldct_tf.evaluate",
-                         "export": "ldct_tf.export", "denoise": "ldct_tf.denoise"}
+                         "export": "ldct_tf.export", "denoise": "ldct_tf.denoise",
+                         "seed_study": "ldct_tf.seed_study"}
 
 
 def info() -> int:

@@ -1,23 +1,34 @@
 """`python -m ldct_tf.cam`: activation maps of the lesion classifier, stored beside the images.
 
+First the gate: the classifier's val AUC on the NDCT patch task (test AUC without a val split, from
+``<workdir>/classifier/metrics.json``) must reach ``cam.min_classifier_auc``; the Grad-CAM of a
+classifier near chance highlights noise, and a fine-tune weighted by noise would only look like the
+method (`check_classifier`).
+
 For every slice of every split, the map A of the NDCT image with respect to the lesion-present score
 is computed with tf-keras-vis (Grad-CAM by default; Grad-CAM++, Layer-CAM and Score-CAM on request)
 on a clone of the classifier whose sigmoid is replaced by a linear output (``ReplaceToLinear``), so
 gradients do not vanish where the classifier is confident. Post-processing is explicit
-(`CamConfig`): the layer's map is upsampled to the slice (bilinear by default) and scaled per image
-into [0, 1] (min-max by default). The map is stored as it is, as ``mask`` (uint8, round(255 * A),
-see `ldct_tf.features`); the training weight ``w = floor + (1 - floor) * A`` is applied later by the
-finetune input pipeline, exactly once.
+(`CamConfig`): the layer's map is upsampled to the slice (bilinear by default) and scaled into
+[0, 1]: by default ("global") divided by one constant for every slice of every split, fixed on the
+train split (`global_scale`) and clipped, so a slice the classifier finds nothing in keeps a dark
+map instead of having its strongest noise stretched to 1; "minmax" and "max" scale each map on its
+own. The map is stored as it is, as ``mask`` (uint8, round(255 * A), see `ldct_tf.features`); the
+training weight is applied later by the finetune input pipeline, exactly once.
 
 Writes ``<workdir>/records_with_mask/`` (every input record plus ``mask``, same shard names, with
 ``schema.json``, ``stats.json`` and ``quarantine.json``), ``<workdir>/cam/summary.json`` (method,
-layer, post-processing, and per split the mean map inside the lesion disc over the mean map over the
-body for lesion-present slices) and ``<workdir>/cam/figures/*.png``.
+layer, post-processing and the global scale, the classifier AUC that passed the gate, and per split
+the map quality on lesion-present slices: the mean map inside the lesion disc over the mean map over
+the body, the share of map mass within 1.5 lesion radii of the lesion centre (`mass_within`), and
+the share of slices whose map peaks there (`peak_within`; goal >= 0.7, a warning below 0.5 on test))
+and ``<workdir>/cam/figures/*.png``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -27,7 +38,7 @@ from typing import Iterator
 import numpy as np
 
 from ldct_tf import cli, features as F, records
-from ldct_tf.classifier_training import load_classifier
+from ldct_tf.classifier_training import CLASSIFIER_DIR, load_classifier
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
@@ -39,6 +50,9 @@ import keras  # noqa: E402
 CAM_DIR = "cam"
 BODY_HU = -500.0  # body = NDCT above this (excludes air and gas, keeps fat and lung edges)
 _FIGURE_SLICES = 8
+GLOBAL_PERCENTILE = 99.0  # of the per-slice maxima of the raw train maps: the "global" scale
+LESION_REACH = 1.5  # map quality counts what lies within this many lesion radii of the centre
+PEAK_WITHIN_GOAL, PEAK_WITHIN_WARN = 0.7, 0.5  # test share of lesion maps peaking at the lesion
 
 
 def last_conv_layer(model: keras.Model) -> str:
@@ -67,23 +81,48 @@ def lesion_score(output):
     return output[:, 0]
 
 
-def activation_maps(visualizer, images: np.ndarray, layer: str, cam: CamConfig) -> np.ndarray:
-    """Maps in [0, 1], shape ``[batch, H, W]``, of ``images`` (``[batch, H, W, 1]``, network range).
+def activation_maps(visualizer, images: np.ndarray, layer: str, cam: CamConfig,
+                    scale: float | None = None) -> np.ndarray:
+    """Maps in [0, 1], shape ``[batch, H, W]``, of ``images`` (``[batch, H, W, 1]``, network range),
+    scaled by ``cam.normalize`` (``scale``: the constant of "global", see `global_scale`)."""
+    return normalize_maps(raw_maps(visualizer, images, layer, cam.upsample), cam.normalize, scale)
+
+
+def raw_maps(visualizer, images: np.ndarray, layer: str, upsample: str) -> np.ndarray:
+    """Unscaled maps (>= 0), ``[batch, H, W]`` float32, upsampled to the images' size.
 
     tf-keras-vis gives the ReLU'd map at the layer's resolution (``expand_cam=False``,
-    ``normalize_cam=False``); upsampling and per-image scaling follow ``cam`` explicitly.
+    ``normalize_cam=False``); upsampling and scaling are done here, explicitly.
     """
     raw = visualizer(lesion_score, np.asarray(images, np.float32), penultimate_layer=layer,
                      expand_cam=False, normalize_cam=False)
     raw = tf.convert_to_tensor(raw, tf.float32)[..., None]
     height, width = images.shape[1:3]
-    upsampled = tf.image.resize(raw, (height, width), method=cam.upsample)[..., 0].numpy()
-    return normalize_maps(upsampled, cam.normalize)
+    upsampled = tf.image.resize(raw, (height, width), method=upsample)[..., 0].numpy()
+    return np.maximum(upsampled, 0.0)
 
 
-def normalize_maps(maps: np.ndarray, how: str) -> np.ndarray:
-    """Per-image scaling into [0, 1]: "minmax" or "max"; an all-zero map stays zero."""
+def global_scale(maxima) -> float:
+    """The "global" constant: the `GLOBAL_PERCENTILE` (99th) percentile of the per-slice maxima of
+    the raw train maps. A high percentile rather than the maximum, so that one outlier slice does
+    not darken every other map (the top 1 % of slices saturate at 1 instead); 1.0 when every map
+    is zero."""
+    maxima = np.asarray(maxima, np.float64)
+    if maxima.size == 0:
+        raise ValueError("global_scale needs the maxima of some train maps, got none")
+    value = float(np.percentile(maxima, GLOBAL_PERCENTILE))
+    return value if value > 0 else 1.0
+
+
+def normalize_maps(maps: np.ndarray, how: str, scale: float | None = None) -> np.ndarray:
+    """Scaling into [0, 1]: "global" (divided by ``scale`` and clipped: the same for every map),
+    or per image "minmax" or "max"; an all-zero map stays zero."""
     maps = np.maximum(np.asarray(maps, np.float64), 0.0)
+    if how == "global":
+        if scale is None or not scale > 0:
+            raise ValueError(f"normalize 'global' needs a scale > 0 (see global_scale), "
+                             f"got {scale}")
+        return np.clip(maps / scale, 0.0, 1.0).astype(np.float32)
     axes = tuple(range(1, maps.ndim))
     top = maps.max(axis=axes, keepdims=True)
     low = maps.min(axis=axes, keepdims=True) if how == "minmax" else np.zeros_like(top)
@@ -102,6 +141,67 @@ def lesion_to_body_ratio(mask: np.ndarray, ndct_hu: np.ndarray, row: float, col:
     return float(mask[disc].mean() / body_mean) if disc.any() and body_mean > 0 else None
 
 
+def _near_lesion(shape, row: float, col: float, radius_px: float, factor: float) -> np.ndarray:
+    rr, cc = np.ogrid[:shape[0], :shape[1]]
+    return np.hypot(rr - row, cc - col) <= factor * radius_px
+
+
+def mass_within(mask: np.ndarray, row: float, col: float, radius_px: float,
+                factor: float = LESION_REACH) -> float:
+    """Share of the map's total mass within ``factor`` lesion radii (pixels) of the lesion centre;
+    0 for an all-zero map (it finds nothing)."""
+    mask = np.asarray(mask, np.float64)
+    total = mask.sum()
+    near = _near_lesion(mask.shape, row, col, radius_px, factor)
+    return float(mask[near].sum() / total) if total > 0 else 0.0
+
+
+def peak_within(mask: np.ndarray, row: float, col: float, radius_px: float,
+                factor: float = LESION_REACH) -> bool:
+    """Whether the map's maximum (the first, in row-major order) lies within ``factor`` lesion radii
+    of the lesion centre; False for an all-zero map."""
+    mask = np.asarray(mask)
+    if not mask.max() > 0:
+        return False
+    peak = np.unravel_index(np.argmax(mask), mask.shape)
+    return bool(_near_lesion(mask.shape, row, col, radius_px, factor)[peak])
+
+
+def classifier_auc(workdir: Path) -> tuple[str, float] | None:
+    """(key, value) of the classifier's val AUC on the NDCT patch task, or its test AUC without a
+    val split; None when ``classifier/metrics.json`` is missing or has neither."""
+    path = Path(workdir) / CLASSIFIER_DIR / "metrics.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    for key in ("val_auc_ndct", "test_auc_ndct"):
+        value = saved.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return key, float(value)
+    return None
+
+
+def check_classifier(workdir: Path, min_auc: float) -> tuple[str, float] | None:
+    """`classifier_auc`, refusing a classifier below ``min_auc`` (0: no check): the Grad-CAM of a
+    classifier near chance is a map of noise, not of lesions."""
+    found = classifier_auc(workdir)
+    if min_auc <= 0:
+        return found
+    if found is None:
+        raise LdctError(f"{Path(workdir) / CLASSIFIER_DIR / 'metrics.json'} has no val or test AUC "
+                        f"to check against cam.min_classifier_auc {min_auc:g}; train the "
+                        f"classifier with `python -m ldct_tf.train --phase classifier --workdir "
+                        f"{workdir}` or pass --set cam.min_classifier_auc=0")
+    key, value = found
+    if value < min_auc:
+        raise LdctError(f"classifier {key.split('_')[0]} AUC {value:g} (NDCT patch task) is below "
+                        f"cam.min_classifier_auc {min_auc:g}: its maps would be noise; train a "
+                        "better classifier (more classifier.epochs, "
+                        "classifier.insert_lesions=true) or pass --set cam.min_classifier_auc=0 "
+                        "to use them anyway")
+    return found
+
+
 def run(config: Config, workdir: Path) -> dict:
     """Compute and store the maps of every split; return ``cam/summary.json`` as a dict."""
     workdir = Path(workdir)
@@ -112,6 +212,7 @@ def run(config: Config, workdir: Path) -> dict:
         raise LdctError(f"no records in {source}; run `python -m ldct_tf.prepare --workdir "
                         f"{workdir}` first")
     model = load_classifier(workdir)
+    gate = check_classifier(workdir, config.cam.min_classifier_auc)
     layer = config.cam.layer or last_conv_layer(model)
     if layer not in [lyr.name for lyr in model.layers]:
         raise LdctError(f"layer {layer!r} is not in the classifier; choose one of "
@@ -121,67 +222,125 @@ def run(config: Config, workdir: Path) -> dict:
     records.remove_shards(target)
     cli.save_config(config, workdir, out)
     started, per_split, shown = time.time(), {}, []
+    pending, scale = {}, None
+    if config.cam.normalize == "global":
+        pending, scale = _train_maps_and_scale(source, visualizer, layer, config.cam)
     for split in SPLITS:
-        ratios = []
+        quality = []
         for shard in records.shards(source, split):
-            ratios += _map_shard(shard, target / shard.name, visualizer, layer, config.cam, shown)
-        valid = [r for r in ratios if r is not None]
-        per_split[split] = {
-            "lesion_present_slices": len(ratios),
-            "lesion_to_body_ratio_mean": round(float(np.mean(valid)), 3) if valid else None,
-            "lesion_to_body_ratio_median": round(float(np.median(valid)), 3) if valid else None}
+            maps = pending.pop(shard) if shard in pending else _shard_maps(
+                shard, visualizer, layer, config.cam)
+            quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
+                                    scale, shown)
+        per_split[split] = _split_quality(quality)
     for name in ("stats.json", "quarantine.json"):
         shutil.copy(source / name, target / name)
     records.write_schema(target, config.data.compression, with_mask=True)
     summary = {"method": config.cam.method, "layer": layer, "library": "tf-keras-vis",
                "model_modifier": "ReplaceToLinear", "score": "lesion-present output (linear)",
                "image": "NDCT", "upsample": config.cam.upsample, "normalize": config.cam.normalize,
+               "global_scale": scale,
+               "global_scale_rule": f"percentile {GLOBAL_PERCENTILE:g} of the per-slice maxima of "
+                                    "the raw train maps" if scale is not None else None,
+               "classifier_auc": dict([gate]) if gate else None,
+               "min_classifier_auc": config.cam.min_classifier_auc,
                "stored_as": "uint8 round(255 * A)", "seconds": round(time.time() - started, 1),
                "splits": per_split}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     figure = _figure(shown, out / "figures" / "maps.png")
-    ratio = per_split["test"]["lesion_to_body_ratio_mean"]
-    print(f"cam: {config.cam.method} on layer {layer}; lesion-to-body map ratio on test {ratio}; "
+    test = per_split["test"]
+    print(f"cam: {config.cam.method} on layer {layer}; test lesion maps: peak within 1.5 R "
+          f"{test['peak_within_1_5R']} (goal >= {PEAK_WITHIN_GOAL}), mass within 1.5 R "
+          f"{test['mass_within_1_5R']}, lesion-to-body ratio {test['lesion_to_body_ratio_mean']}; "
           f"records -> {target}; figure -> {figure}")
+    peak = test["peak_within_1_5R"]
+    if peak is not None and peak < PEAK_WITHIN_WARN:
+        print(f"cam: WARNING: the test maps peak within 1.5 lesion radii on only {peak:.0%} of "
+              "lesion-present slices: the fine-tune weight will mostly miss the lesions; train a "
+              "better classifier before fine-tuning on these maps", flush=True)
     return summary
 
 
-def _map_shard(shard: Path, target: Path, visualizer, layer: str, cam: CamConfig,
-               shown: list) -> list:
-    """Write ``target`` = ``shard`` with masks; return lesion-to-body ratios of present slices."""
+def _train_maps_and_scale(source: Path, visualizer, layer: str,
+                          cam: CamConfig) -> tuple[dict, float]:
+    """The raw maps of the train shards (kept: float32, a few hundred slices at most, rather than
+    computed twice) and the `global_scale` fixed on them."""
+    maps = {shard: _shard_maps(shard, visualizer, layer, cam)
+            for shard in records.shards(source, "train")}
+    if not maps:
+        raise LdctError(f"the train split of {source} is empty, and cam.normalize=global fixes its "
+                        "scale there; prepare more series or pass --set 'cam.normalize=\"max\"'")
+    return maps, global_scale([m.max() for shard_maps in maps.values() for m in shard_maps])
+
+
+def _shard_maps(shard: Path, visualizer, layer: str, cam: CamConfig) -> list[np.ndarray]:
+    """The raw upsampled maps (`raw_maps`) of every slice of ``shard``, in file order."""
+    maps, started = [], time.time()
+    for batch in _batches(shard, records.compression_of(shard), cam.batch_size):
+        ndct = np.stack([hu for _, hu in batch])
+        maps += list(raw_maps(visualizer, normalize_hu(ndct)[..., None], layer, cam.upsample))
+    rate = len(maps) / max(time.time() - started, 1e-9)
+    print(f"cam: {shard.name}: {len(maps)} maps ({rate:.1f}/s)", file=sys.stderr, flush=True)
+    return maps
+
+
+def _write_shard(shard: Path, target: Path, maps: list, how: str, scale: float | None,
+                 shown: list) -> list[dict]:
+    """Write ``target`` = ``shard`` with its scaled ``maps``; return the map quality of every
+    lesion-present slice (`_slice_quality`)."""
     compression = records.compression_of(shard)
     options = tf.io.TFRecordOptions(compression_type=compression)
-    ratios, count, started = [], 0, time.time()
+    quality = []
     with tf.io.TFRecordWriter(str(target), options) as writer:
-        for batch in _batches(shard, compression, cam.batch_size):
-            ndct = np.stack([hu for _, hu in batch])
-            maps = activation_maps(visualizer, normalize_hu(ndct)[..., None], layer, cam)
-            for (example, hu), mask in zip(batch, maps):
-                raw = F.mask_to_bytes(mask)
-                example.features.feature[F.MASK].bytes_list.value.append(raw)
-                writer.write(example.SerializeToString())
-                # figures and ratios from the map as stored (uint8), not the float one
-                stored = F.mask_from_bytes(raw, hu.shape)
-                g = _geometry(example)
-                if g["label"] == 1:
-                    ratios.append(lesion_to_body_ratio(stored, hu, g["row"], g["col"],
-                                                       g["radius_px"]))
-                _keep_for_figure(shown, shard.name, hu, stored, g)
-            count += len(batch)
-    rate = count / max(time.time() - started, 1e-9)
-    print(f"cam: {shard.name}: {count} maps ({rate:.1f}/s)", file=sys.stderr, flush=True)
-    return ratios
+        for (example, hu), raw in zip(_examples(shard, compression), maps, strict=True):
+            stored_bytes = F.mask_to_bytes(normalize_maps(raw[None], how, scale)[0])
+            example.features.feature[F.MASK].bytes_list.value.append(stored_bytes)
+            writer.write(example.SerializeToString())
+            # figures and quality from the map as stored (uint8), not the float one
+            stored = F.mask_from_bytes(stored_bytes, hu.shape)
+            g = _geometry(example)
+            if g["label"] == 1:
+                quality.append(_slice_quality(stored, raw, hu, g))
+            _keep_for_figure(shown, shard.name, hu, stored, g)
+    return quality
+
+
+def _slice_quality(stored: np.ndarray, raw: np.ndarray, hu: np.ndarray, g: dict) -> dict:
+    """Ratio and mass on the map as stored (what the loss sees); the peak on the raw map, whose
+    maximum the clipping of "global" and the uint8 rounding do not turn into ties."""
+    where = (g["row"], g["col"], g["radius_px"])
+    return {"ratio": lesion_to_body_ratio(stored, hu, *where),
+            "mass": mass_within(stored, *where), "peak": peak_within(raw, *where)}
+
+
+def _split_quality(quality: list[dict]) -> dict:
+    """One split's summary of `_slice_quality` over its lesion-present slices."""
+    ratios = [q["ratio"] for q in quality if q["ratio"] is not None]
+
+    def mean(values):
+        return round(float(np.mean(values)), 3) if len(values) else None
+
+    return {"lesion_present_slices": len(quality),
+            "lesion_to_body_ratio_mean": mean(ratios),
+            "lesion_to_body_ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
+            "mass_within_1_5R": mean([q["mass"] for q in quality]),
+            "peak_within_1_5R": mean([q["peak"] for q in quality])}
+
+
+def _examples(shard: Path, compression: str) -> Iterator[tuple]:
+    """(Example, NDCT HU) of every slice of ``shard``, in file order."""
+    for raw in tf.data.TFRecordDataset(str(shard), compression_type=compression):
+        example = tf.train.Example.FromString(raw.numpy())
+        feature = example.features.feature
+        shape = (feature[F.HEIGHT].int64_list.value[0], feature[F.WIDTH].int64_list.value[0])
+        yield example, F.hu_from_bytes(feature[F.NDCT].bytes_list.value[0], shape)
 
 
 def _batches(shard: Path, compression: str, size: int) -> Iterator[list]:
     """Lists of (Example, NDCT HU) of one shape, at most ``size`` long, in file order."""
     batch = []
-    for raw in tf.data.TFRecordDataset(str(shard), compression_type=compression):
-        example = tf.train.Example.FromString(raw.numpy())
-        feature = example.features.feature
-        shape = (feature[F.HEIGHT].int64_list.value[0], feature[F.WIDTH].int64_list.value[0])
-        hu = F.hu_from_bytes(feature[F.NDCT].bytes_list.value[0], shape)
-        if batch and (len(batch) == size or batch[0][1].shape != shape):
+    for example, hu in _examples(shard, compression):
+        if batch and (len(batch) == size or batch[0][1].shape != hu.shape):
             yield batch
             batch = []
         batch.append((example, hu))

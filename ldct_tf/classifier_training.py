@@ -1,12 +1,19 @@
 """Phase "classifier": train the lesion-present / lesion-absent CNN on the detection task.
 
 Patches of NDCT (option: LDCT too) around the lesion or its sham twin, at random offsets and
-orientations (`ldct_tf.data.make_lesion_patches`); validation loss picks the best epoch and stops
-training after ``patience`` epochs without improvement. Writes
+orientations (`ldct_tf.data.make_lesion_patches`). With ``classifier.insert_lesions`` (default) the
+training set also holds twin pairs cut from every lesion-absent training slice, once clean and once
+with a lesion drawn from the ``[lesion]`` ranges inserted at the sham site: a few dozen real lesions
+are too few to learn small low-contrast ones reliably, and a pair that differs by the lesion alone
+teaches the lesion, not the slice. Val and test patches stay real (no insertion), so the reported
+AUCs are those of the real task. Validation loss picks the best epoch and stops training after
+``patience`` epochs without improvement. Writes
 
 - ``<workdir>/classifier/model.keras`` (best val loss; loadable with ``keras.models.load_model``),
-- ``<workdir>/classifier/metrics.json``: test AUC on the NDCT and LDCT patch task, accuracy at the
-  decision threshold chosen on val (Youden's J), the threshold, and the training summary,
+- ``<workdir>/classifier/metrics.json``: val AUC and test AUC on the NDCT and LDCT patch task
+  (`ldct_tf.cam` refuses the maps of a classifier whose val AUC is below
+  ``cam.min_classifier_auc``), accuracy at the decision threshold chosen on val (Youden's J), the
+  threshold, whether lesions were inserted (``inserted_lesions``), and the training summary,
 - TensorBoard logs under ``<workdir>/logs/classifier``.
 
 Always trained in float32 (it is small; its gradients feed Grad-CAM, which wants float32).
@@ -68,7 +75,8 @@ def run(config: Config, workdir: Path) -> dict:
         return data.make_lesion_patches(
             records.pattern(rec, split), key, cfg.patch_size,
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
-            cfg.batch_size, seed=config.data.seed + (0 if training else 7))
+            cfg.batch_size, seed=config.data.seed + (0 if training else 7),
+            insert_lesions=config.lesion if cfg.insert_lesions else None)
 
     train = patches("train", F.NDCT, True)
     if cfg.use_ldct:
@@ -106,7 +114,8 @@ def run(config: Config, workdir: Path) -> dict:
     result.update(training_seconds=round(time.time() - started, 1), epochs=cfg.epochs,
                   epochs_run=len(history.history[monitor]),
                   best_epoch=int(np.argmin(history.history[monitor])) + 1,
-                  checkpoint_metric=monitor, patch_size=cfg.patch_size, trained_on_ldct=cfg.use_ldct)
+                  checkpoint_metric=monitor, patch_size=cfg.patch_size,
+                  trained_on_ldct=cfg.use_ldct, inserted_lesions=cfg.insert_lesions)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"classifier: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
           f"(patch task, {result['test_patches']} patches); threshold {result['threshold']}; "

@@ -86,6 +86,8 @@ class DataConfig:
         if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0):
             _fail(s, "split_fractions",
                   f"must be three shares >= 0 (train, val, test) summing to 1, got {fractions}")
+        if self.seed < 0:
+            _fail(s, "seed", f"must be >= 0, got {self.seed}")
         if self.num_shards < 0:
             _fail(s, "num_shards", f"must be >= 0, got {self.num_shards}")
         if self.compression not in ("", "GZIP"):
@@ -206,6 +208,10 @@ class ClassifierConfig:
     patience: stop after this many epochs without a better val loss (counted from epoch
       min(epochs/2, 10): a small-lesion detector often sits at chance for a while first).
     use_ldct: also train on the LDCT image of each slice (default: NDCT only, as the paper).
+    insert_lesions: also train on lesions inserted on the fly at the sham site of every
+      lesion-absent training slice, drawn from the `[lesion]` ranges: each such patch comes as a
+      twin pair (the same patch with and without the lesion), so only the lesion tells the classes
+      apart and positives are unlimited.
     """
 
     patch_size: int = 64
@@ -217,6 +223,7 @@ class ClassifierConfig:
     learning_rate: float = 1e-3
     patience: int = 8
     use_ldct: bool = False
+    insert_lesions: bool = True
 
     def __post_init__(self):
         s = "classifier"
@@ -232,6 +239,7 @@ class ClassifierConfig:
 
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
+CAM_NORMALIZATIONS = ("global", "minmax", "max")
 
 
 @dataclass(frozen=True)
@@ -240,27 +248,35 @@ class CamConfig:
 
     method: gradcam, gradcam++, layercam or scorecam.
     layer: convolutional layer whose activations are weighted; "" = the last one, by name.
-    normalize: per-image scaling of the map into [0, 1]: "minmax" ((A - min) / (max - min), as
-      tf-keras-vis does) or "max" (A / max, so zero activation stays zero).
+    normalize: scaling of the map into [0, 1]: "global" (one constant for every slice, fixed on the
+      train split: a confident lesion and a faint false positive keep their difference),
+      "minmax" (per image, (A - min) / (max - min), as tf-keras-vis does) or "max" (per image,
+      A / max).
     upsample: interpolation from the layer's resolution to the slice: "bilinear" or "nearest".
     batch_size: slices per tf-keras-vis call (batched calls keep its eager overhead small).
+    min_classifier_auc: the classifier's val AUC (NDCT patch task) below which its maps are noise:
+      cam stops with a message instead of writing them (0 disables the check).
     """
 
     method: str = "gradcam"
     layer: str = ""
-    normalize: str = "minmax"
+    normalize: str = "global"
     upsample: str = "bilinear"
     batch_size: int = 8
+    min_classifier_auc: float = 0.7
 
     def __post_init__(self):
         if self.method not in CAM_METHODS:
             _fail("cam", "method", f"must be one of {', '.join(CAM_METHODS)}, got {self.method!r}")
-        if self.normalize not in ("minmax", "max"):
-            _fail("cam", "normalize", f"must be minmax or max, got {self.normalize!r}")
+        if self.normalize not in CAM_NORMALIZATIONS:
+            _fail("cam", "normalize", f"must be one of {', '.join(CAM_NORMALIZATIONS)}, "
+                  f"got {self.normalize!r}")
         if self.upsample not in ("bilinear", "nearest"):
             _fail("cam", "upsample", f"must be bilinear or nearest, got {self.upsample!r}")
         if self.batch_size < 1:
             _fail("cam", "batch_size", f"must be >= 1, got {self.batch_size}")
+        if not 0 <= self.min_classifier_auc <= 1:
+            _fail("cam", "min_classifier_auc", f"must be in [0, 1], got {self.min_classifier_auc}")
 
 
 ARCHITECTURES = ("redcnn", "unet")
@@ -292,6 +308,9 @@ class ModelConfig:
 
 
 FINETUNE_MODES = ("weighted", "pairs")
+FINETUNE_WEIGHTS = ("map", "uniform", "oracle")
+WEIGHT_FORMS = ("boost", "floor")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -311,29 +330,64 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Phase 2: from the best pretrain checkpoint, with a fresh optimizer.
+    """Phase 2: from the pretrain network of the same seed, with a fresh optimizer.
 
-    mode: "weighted" (pixel weights ``w = weight_floor + (1 - weight_floor) * A`` in `masked_mse`)
-      or "pairs" (the paper's literal wording: MSE on LDCT*A -> NDCT*A; written to
-      ``denoiser/finetune_pairs``).
-    weight_floor: weight of pixels the map ignores. 0.2 keeps every pixel in the loss (a zero
-      floor would let the network ignore noise wherever the map is dark: most of the image), while
-      lesion pixels (A near 1) weigh 5x more.
-    epochs, learning_rate: as pretrain; finetuning uses a smaller rate by default.
+    mode: "weighted" (pixel weights w in `masked_mse`, normalised by sum(w)) or "pairs" (the
+      paper's literal wording: MSE on LDCT*A -> NDCT*A; written to ``denoiser/finetune_pairs``).
+    weight: where w comes from in weighted mode: "map" (the classifier's activation map A: the
+      method), "uniform" (w = 1 everywhere: the control, ``denoiser/finetune_control``, same data
+      order, epochs and learning rate) or "oracle" (A = the lesion disk from the record geometry:
+      a diagnostic of what the network could keep if told exactly where lesions are,
+      ``denoiser/finetune_oracle``; never the method).
+    weight_form: "boost" (``w = 1 + boost * A^gamma``: every pixel keeps weight 1, what the map
+      marks gains up to ``boost``) or "floor" (``w = weight_floor + (1 - weight_floor) * A``).
+    boost, gamma: of the boost form (gamma > 1 keeps only what the map is sure of).
+    weight_floor: of the floor form.
+    lesion_patch_fraction: share of finetune training patches placed on the lesion (or on the sham
+      lesion of an absent slice); the control uses the same patches.
+    epochs, learning_rate: Adam; the rate follows ``lr_schedule``.
+    lr_schedule: "cosine" (decays to 0 over the phase) or "constant".
+    checkpoint: "last" (the network after the last epoch: a fixed schedule, the same for the
+      method and its control) or "best" (lowest val loss of the phase's own loss, which for the
+      control is plain MSE and rewards blur).
     """
 
     mode: str = "weighted"
+    weight: str = "map"
+    weight_form: str = "boost"
+    boost: float = 50.0
+    gamma: float = 1.0
     weight_floor: float = 0.2
+    lesion_patch_fraction: float = 0.75
     epochs: int = 5
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-4
+    lr_schedule: str = "cosine"
+    checkpoint: str = "last"
 
     def __post_init__(self):
-        _check_phase("finetune", self.epochs, self.learning_rate)
-        if self.mode not in FINETUNE_MODES:
-            _fail("finetune", "mode", f"must be one of {', '.join(FINETUNE_MODES)}, "
-                  f"got {self.mode!r}")
+        s = "finetune"
+        _check_phase(s, self.epochs, self.learning_rate)
+        for key, allowed in (("mode", FINETUNE_MODES), ("weight", FINETUNE_WEIGHTS),
+                             ("weight_form", WEIGHT_FORMS), ("lr_schedule", LR_SCHEDULES),
+                             ("checkpoint", ("last", "best"))):
+            if getattr(self, key) not in allowed:
+                _fail(s, key, f"must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if not 0 <= self.weight_floor <= 1:
-            _fail("finetune", "weight_floor", f"must be in [0, 1], got {self.weight_floor}")
+            _fail(s, "weight_floor", f"must be in [0, 1], got {self.weight_floor}")
+        if not (math.isfinite(self.boost) and self.boost >= 0):
+            _fail(s, "boost", f"must be a finite number >= 0, got {self.boost}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            _fail(s, "gamma", f"must be a finite number > 0, got {self.gamma}")
+        if not 0 <= self.lesion_patch_fraction <= 1:
+            _fail(s, "lesion_patch_fraction", f"must be in [0, 1], got {self.lesion_patch_fraction}")
+
+    @property
+    def variant(self) -> str:
+        """The output name: finetune, finetune_control, finetune_oracle or finetune_pairs."""
+        if self.mode == "pairs":
+            return "finetune_pairs"
+        return {"map": "finetune", "uniform": "finetune_control",
+                "oracle": "finetune_oracle"}[self.weight]
 
 
 @dataclass(frozen=True)
@@ -345,12 +399,15 @@ class TrainConfig:
     strategy: "auto" (MirroredStrategy when more than one GPU is visible), "mirrored" or "none".
     backup_every_steps: interrupted training resumes from the last backup (also at epoch ends).
     image_panels: validation slices shown in TensorBoard every epoch (lesion-present first).
+    seed: training seed: the denoiser's initial weights and the order and crops of its patches
+      (the data, classifier and maps do not depend on it; a seed study varies it).
     """
 
     precision: str = "auto"
     strategy: str = "auto"
     backup_every_steps: int = 50
     image_panels: int = 4
+    seed: int = 0
 
     def __post_init__(self):
         if self.precision not in POLICIES:
@@ -362,13 +419,15 @@ class TrainConfig:
             _fail("train", "backup_every_steps", f"must be >= 1, got {self.backup_every_steps}")
         if self.image_panels < 0:
             _fail("train", "image_panels", f"must be >= 0, got {self.image_panels}")
+        if self.seed < 0:
+            _fail("train", "seed", f"must be >= 0, got {self.seed}")
 
 
 def _check_phase(section: str, epochs: int, learning_rate: float) -> None:
     if epochs < 1:
         _fail(section, "epochs", f"must be >= 1, got {epochs}")
-    if not learning_rate > 0:
-        _fail(section, "learning_rate", f"must be > 0, got {learning_rate}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        _fail(section, "learning_rate", f"must be a finite number > 0, got {learning_rate}")
 
 
 @dataclass(frozen=True)
@@ -381,6 +440,8 @@ class EvaluateConfig:
     roi_size: CHO ROI side, pixels; 0 = 5 lesion radii (largest lesion), odd.
     gaussian_sigmas_px: Gaussian-filter widths tried on val; the best RMSE is used on test.
     bm3d: run the BM3D baseline when the optional `bm3d` package is installed.
+    baselines: measure the Gaussian and BM3D baselines (a seed study's extra seeds skip them:
+      they do not depend on the training seed).
     seed: seed of the bootstrap and the CHO splits.
     """
 
@@ -390,6 +451,7 @@ class EvaluateConfig:
     roi_size: int = 0
     gaussian_sigmas_px: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
     bm3d: bool = True
+    baselines: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -406,12 +468,18 @@ class EvaluateConfig:
 class PipelineConfig:
     """The end-to-end runner (`pipelines.local_runner`).
 
-    finetune_modes: finetune variants to train and compare: "weighted" and/or "pairs".
+    finetune_modes: finetune variants to train and compare: "weighted" and/or "pairs". "weighted"
+      always comes with its control (``finetune_control``: the same fine-tune with uniform weight).
+    oracle: also fine-tune the oracle diagnostic (``finetune_oracle``, lesion-disk weight).
+    seeds: training seeds of a seed study (`pipelines.local_runner --seeds N`); seed 0 is the run
+      itself, seeds 1.. re-train pretrain and every fine-tune in ``<workdir>/seeds/seed-<k>``.
     export_name: model name under the export folder.
     export_dir: export folder (TF Serving's model base paths live under it).
     """
 
     finetune_modes: tuple[str, ...] = ("weighted",)
+    oracle: bool = False
+    seeds: int = 1
     export_name: str = "ldct_denoiser"
     export_dir: str = "saved_models"
 
@@ -419,6 +487,8 @@ class PipelineConfig:
         if not self.finetune_modes or set(self.finetune_modes) - set(FINETUNE_MODES):
             _fail("pipeline", "finetune_modes", f"must list some of {', '.join(FINETUNE_MODES)}, "
                   f"got {list(self.finetune_modes)}")
+        if self.seeds < 1:
+            _fail("pipeline", "seeds", f"must be >= 1, got {self.seeds}")
         if not self.export_name:
             _fail("pipeline", "export_name", "must not be empty")
 

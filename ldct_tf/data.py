@@ -16,6 +16,11 @@
 With ``config.input.deterministic`` the order and every random crop are fixed by the seed (and
 still differ between epochs). A corrupted or truncated shard is reported by its file name
 (`naming_corrupt_shards`), not as a bare ``DataLossError``.
+
+``make_lesion_patches`` serves the classifier's detection task: ``(patch, label)`` batches of one
+image centred near the (sham) lesion; in training, optionally with lesions inserted on the fly
+(`lesion_patterns`, the formulas of `ldct_tf.lesions` in TensorFlow ops) into twins of
+lesion-absent patches.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ldct_tf import features as F, records
-from ldct_tf.config import Config
+from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
-from ldct_tf.preprocessing import normalize_hu
+from ldct_tf.preprocessing import denormalize_hu, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
@@ -73,28 +78,61 @@ def read_slices(file_pattern, with_mask: bool = False) -> "tf.data.Dataset":
 
 
 def make_dataset(file_pattern, config: Config, training: bool, *, with_mask: bool = False,
-                 seed: int | None = None, batch_size: int | None = None) -> "tf.data.Dataset":
-    """The reader (see the module docstring). ``batch_size`` defaults to ``config.input``'s."""
+                 seed: int | None = None, batch_size: int | None = None,
+                 lesion_fraction: float | None = None, oracle: bool = False
+                 ) -> "tf.data.Dataset":
+    """The reader (see the module docstring). ``batch_size`` defaults to ``config.input``'s,
+    ``lesion_fraction`` to ``config.input.lesion_patch_fraction``. A given ``seed`` fixes the
+    order and every crop (two datasets made with the same seed and arguments yield the same
+    patches: a fine-tune and its control see the same data). ``oracle`` replaces the map by
+    `oracle_map`, the lesion disk of the record geometry (a diagnostic, never the method)."""
     if not training:
-        return read_slices(file_pattern, with_mask).prefetch(AUTOTUNE)
+        ds = read_slices(file_pattern, with_mask)
+        return (ds.map(with_oracle_map) if oracle else ds).prefetch(AUTOTUNE)
     cfg = config.input
-    deterministic = cfg.deterministic
-    seed = (config.data.seed if seed is None else seed) if deterministic else seed
+    ordered = cfg.deterministic or seed is not None
+    seed = config.data.seed if seed is None and cfg.deterministic else seed
+    fraction = cfg.lesion_patch_fraction if lesion_fraction is None else lesion_fraction
     files = list_shards(file_pattern)
     compression = records.compression_of(files[0])
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
                        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-                       deterministic=deterministic)
+                       deterministic=ordered)
     ds = ds.shuffle(min(cfg.shuffle_buffer, 256), seed=seed)
     ds = ds.map(lambda s: parse_example(s, with_mask), num_parallel_calls=AUTOTUNE,
-                deterministic=deterministic)
+                deterministic=ordered)
+    if oracle:
+        ds = ds.map(with_oracle_map, num_parallel_calls=AUTOTUNE, deterministic=ordered)
     ds = tf.data.Dataset.zip(ds, _seeds(seed)).map(
         lambda example, s: _patches(example, s, cfg.patch_size, cfg.patches_per_slice,
-                                    cfg.lesion_patch_fraction, with_mask),
-        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+                                    fraction, with_mask or oracle),
+        num_parallel_calls=AUTOTUNE, deterministic=ordered)
     ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=seed)
     return ds.batch(batch_size or cfg.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+ORACLE_MARGIN_PX = 1.0  # the oracle disk reaches one pixel past the lesion radius: edges count
+
+
+def oracle_map(height, width, row, col, radius_px, label):
+    """The oracle diagnostic's "map": 1 on the lesion disk (radius + `ORACLE_MARGIN_PX`, edge
+    smoothed like `ldct_tf.lesions`' disk), 0 elsewhere and on lesion-absent slices; ``[H, W, 1]``
+    float32."""
+    rows = tf.cast(tf.range(height), tf.float32)[:, None] - tf.cast(row, tf.float32)
+    cols = tf.cast(tf.range(width), tf.float32)[None, :] - tf.cast(col, tf.float32)
+    r = tf.sqrt(rows ** 2 + cols ** 2)
+    edge = tf.cast(radius_px, tf.float32) + ORACLE_MARGIN_PX
+    disk = 0.5 * tf.math.erfc((r - edge) / (2.0 ** 0.5 * 0.5))
+    return (disk * tf.cast(label, tf.float32))[..., None]
+
+
+def with_oracle_map(example: dict) -> dict:
+    """``example`` with its ``mask`` replaced by `oracle_map` of its own lesion geometry."""
+    shape = tf.shape(example[F.LDCT])
+    return {**example, F.MASK: oracle_map(shape[0], shape[1], example[F.LESION_ROW],
+                                          example[F.LESION_COL], example[F.LESION_RADIUS_PX],
+                                          example[F.LABEL])}
 
 
 def _seeds(seed: int | None) -> "tf.data.Dataset":
@@ -131,7 +169,8 @@ def _crop(image, top, left, size: int):
 
 def make_lesion_patches(file_pattern, image_key: str, size: int, per_slice: int,
                         max_offset: int, training: bool, batch_size: int,
-                        seed: int | None = None) -> "tf.data.Dataset":
+                        seed: int | None = None,
+                        insert_lesions: LesionConfig | None = None) -> "tf.data.Dataset":
     """The detection task of observer studies, as ``(patch, label)`` batches.
 
     Each slice gives ``per_slice`` patches of ``image_key`` (LDCT or NDCT) whose centre lies up to
@@ -139,28 +178,37 @@ def make_lesion_patches(file_pattern, image_key: str, size: int, per_slice: int,
     uses its sham lesion, in soft tissue), so position tells the classifier nothing. Training
     patches are flipped and rotated and shuffled; otherwise offsets are fixed by ``seed`` and the
     order is the file order (evaluation on the same patches for LDCT and NDCT).
+
+    ``insert_lesions`` (the ``[lesion]`` ranges; training only) adds ``per_slice`` twin pairs per
+    lesion-absent slice (`_lesion_twins`): another patch cut and augmented the same way, once as it
+    is (label 0) and once with a lesion drawn for it added at the sham site (label 1). Only the
+    lesion tells a pair apart, so the classifier cannot score the slice instead of the lesion, and
+    positives no longer run out. With as many present as absent slices (prepare alternates them),
+    the classes stay balanced: a quarter each of real lesions, inserted lesions, plain absent
+    patches and their clean twins (the twins make half of the positives synthetic).
     """
     ds = read_slices(file_pattern)
     if training:
         ds = ds.shuffle(256, seed=seed)
     seeds = _seeds(seed) if training else tf.data.Dataset.range(2 ** 62).map(
         lambda i: tf.stack([tf.cast(seed or 0, tf.int64), i]))
+    inserting = training and insert_lesions is not None
 
     def patches(example, pair):
         image = example[image_key]
-        height, width = tf.shape(image)[0], tf.shape(image)[1]
         split = tf.random.experimental.stateless_split(pair, 2)
-        shift = tf.random.stateless_uniform([per_slice, 2], split[0], minval=-max_offset,
-                                            maxval=max_offset + 1, dtype=tf.int32)
-        centre = tf.cast(tf.round(tf.stack([example[F.LESION_ROW], example[F.LESION_COL]])),
-                         tf.int32)
-        corner = centre[None, :] + shift - size // 2
-        top = tf.clip_by_value(corner[:, 0], 0, height - size)
-        left = tf.clip_by_value(corner[:, 1], 0, width - size)
+        top, left = _offset_corners(split[0], per_slice, example, max_offset, size)
         cut = _crop(image, top, left, size)
         if training:
             cut = _augment(cut, split[1])
-        labels = tf.fill([per_slice, 1], tf.cast(example[F.LABEL], tf.float32))
+        label = tf.cast(example[F.LABEL], tf.float32)
+        labels = tf.fill([per_slice, 1], label)
+        if inserting:
+            clean, lesioned = _lesion_twins(image, example, _twin_seed(pair), size, per_slice,
+                                            max_offset, insert_lesions)
+            pairs = per_slice * tf.cast(1.0 - label, tf.int32)  # absent slices only
+            cut = tf.concat([cut, clean[:pairs], lesioned[:pairs]], axis=0)
+            labels = tf.concat([labels, tf.zeros([pairs, 1]), tf.ones([pairs, 1])], axis=0)
         return cut, labels
 
     ds = tf.data.Dataset.zip(ds, seeds).map(patches, num_parallel_calls=AUTOTUNE,
@@ -169,6 +217,73 @@ def make_lesion_patches(file_pattern, image_key: str, size: int, per_slice: int,
     if training:
         ds = ds.shuffle(2048, seed=seed)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _offset_corners(seed, count, example, max_offset, size):
+    """Corners of ``count`` patches whose centre lies up to ``max_offset`` px from the lesion's."""
+    height, width = tf.shape(example[F.NDCT])[0], tf.shape(example[F.NDCT])[1]
+    shift = tf.random.stateless_uniform([count, 2], seed, minval=-max_offset,
+                                        maxval=max_offset + 1, dtype=tf.int32)
+    centre = tf.cast(tf.round(tf.stack([example[F.LESION_ROW], example[F.LESION_COL]])), tf.int32)
+    corner = centre[None, :] + shift - size // 2
+    return (tf.clip_by_value(corner[:, 0], 0, height - size),
+            tf.clip_by_value(corner[:, 1], 0, width - size))
+
+
+def _twin_seed(pair):
+    # Folded off the slice's seed pair, so the plain patches draw what they drew before insertion.
+    return tf.random.experimental.stateless_fold_in(pair, 1)
+
+
+def _lesion_twins(image, example, seed, size: int, count: int, max_offset: int,
+                  lesion: LesionConfig):
+    """``count`` twin pairs of a slice: (clean, with lesion), each ``[count, size, size, 1]``.
+
+    The lesion is added in HU at the slice's sham site, as `ldct_tf.lesions.insert_lesion` adds
+    it to an NDCT image, before the shared flip and quarter turn, so twins differ by the pattern
+    alone.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    top, left = _offset_corners(seeds[0], count, example, max_offset, size)
+    clean = _crop(image, top, left, size)
+    radius_px, contrast_hu = _draw_lesions(seeds[1], count,
+                                           tf.reduce_mean(example[F.PIXEL_SPACING_MM]), lesion)
+    pattern = lesion_patterns(size, example[F.LESION_ROW] - tf.cast(top, tf.float32),
+                              example[F.LESION_COL] - tf.cast(left, tf.float32), radius_px,
+                              contrast_hu, lesion.profile)
+    lesioned = normalize_hu(denormalize_hu(clean) + pattern[..., None])
+    both = _augment(tf.concat([clean, lesioned], axis=-1), seeds[2])
+    return both[..., :1], both[..., 1:]
+
+
+def _draw_lesions(seed, count: int, pixel_spacing_mm, lesion: LesionConfig):
+    """Radius (px) and contrast (HU) of ``count`` lesions, uniform in the ``[lesion]`` ranges
+    (diameter in mm, |contrast| in HU; sign by ``lesion.sign``, each 1/2 for "both"), as
+    `ldct_tf.lesions.sample_lesion` draws them."""
+    u = tf.random.stateless_uniform([count, 3], seed)
+    (d_lo, d_hi), (c_lo, c_hi) = lesion.diameter_mm, lesion.contrast_hu
+    diameter_mm = d_lo + (d_hi - d_lo) * u[:, 0]
+    magnitude = c_lo + (c_hi - c_lo) * u[:, 1]
+    sign = {"positive": tf.ones([count]), "negative": -tf.ones([count]),
+            "both": tf.where(u[:, 2] < 0.5, -1.0, 1.0)}[lesion.sign]
+    return diameter_mm / 2.0 / tf.cast(pixel_spacing_mm, tf.float32), sign * magnitude
+
+
+def lesion_patterns(size: int, row, col, radius_px, contrast_hu, profile: str):
+    """``[n, size, size]`` additive HU patterns of n lesions (centres in patch pixels, may be
+    fractional or outside): `ldct_tf.lesions.lesion_pattern` in TensorFlow ops, same formulas
+    (disk: erfc edge of 0.5 px; gaussian: ``radius_px`` = half the FWHM)."""
+    grid = tf.cast(tf.range(size), tf.float32)
+    row, col = tf.cast(row, tf.float32), tf.cast(col, tf.float32)
+    r = tf.sqrt((grid[None, :, None] - row[:, None, None]) ** 2
+                + (grid[None, None, :] - col[:, None, None]) ** 2)
+    radius = tf.cast(radius_px, tf.float32)[:, None, None]
+    if profile == "disk":
+        weight = 0.5 * tf.math.erfc((r - radius) / (2.0 ** 0.5 * 0.5))
+    else:
+        sigma = radius / tf.sqrt(2.0 * tf.math.log(2.0))
+        weight = tf.exp(-r ** 2 / (2.0 * sigma ** 2))
+    return tf.cast(contrast_hu, tf.float32)[:, None, None] * weight
 
 
 def _random_corners(seed, count, height, width, size):

@@ -1,9 +1,21 @@
 """Phases "pretrain" and "finetune": train the denoiser with the two-phase fit.
 
-pretrain: plain MSE from a fresh network. finetune: starts from the best pretrain checkpoint of the
-same work directory, with a fresh optimizer and its own learning rate and epochs, and either the
-activation-weighted MSE (``finetune.mode = "weighted"``) or the paper's literal LDCT*A -> NDCT*A
-(``"pairs"``, written beside it as ``finetune_pairs``). Each run writes
+pretrain: plain MSE from a fresh network (initial weights and patch order from ``train.seed``).
+finetune: starts from the pretrain network of the same work directory, with a fresh optimizer, its
+own epochs and (cosine-decayed) learning rate, more patches on lesions
+(``finetune.lesion_patch_fraction``), and one of these variants (``FinetuneConfig.variant``):
+
+- ``finetune``: the method, MSE weighted by the activation map (``w = 1 + boost * A^gamma``);
+- ``finetune_control``: the same fine-tune with ``w = 1`` everywhere, from the same weights, with
+  the same patches in the same order, epochs and learning rate: what the map adds is the
+  difference between the two;
+- ``finetune_oracle``: the weight made from the true lesion disk instead of the map, a diagnostic
+  of what the network and schedule could keep if told where the lesions are;
+- ``finetune_pairs``: the paper's literal wording, MSE on LDCT*A -> NDCT*A.
+
+The fine-tune keeps the network after its last epoch (``finetune.checkpoint = "last"``): the
+phase's own val loss would pick differently for the method and the control (plain MSE rewards
+blur). Each run writes
 
 - ``<workdir>/denoiser/<phase>/``: ``best.weights.h5`` and ``last.weights.h5`` (the wrapped model),
   ``model.keras`` (the best network: what evaluation and export load), ``history.json`` (every
@@ -42,8 +54,8 @@ MODEL_FILE = "model.keras"
 
 
 def phase_name(config: Config, phase: str) -> str:
-    """Output folder name: pretrain, finetune, or finetune_pairs for the literal variant."""
-    return "finetune_pairs" if phase == "finetune" and config.finetune.mode == "pairs" else phase
+    """Output folder name: pretrain, or the fine-tune variant (`FinetuneConfig.variant`)."""
+    return config.finetune.variant if phase == "finetune" else phase
 
 
 def model_path(workdir: Path, name: str) -> Path:
@@ -54,10 +66,8 @@ def load_network(workdir: Path, name: str) -> keras.Model:
     """The best network of phase ``name``; a clear error naming the command when missing."""
     path = model_path(workdir, name)
     if not path.is_file():
-        phase = "finetune" if name.startswith("finetune") else name
-        extra = " --set finetune.mode=\"pairs\"" if name == "finetune_pairs" else ""
         raise LdctError(f"denoiser model {path} not found; train it with `python -m "
-                        f"ldct_tf.train --phase {phase} --workdir {workdir}{extra}`")
+                        f"ldct_tf.train --phase {name} --workdir {workdir}`")
     return keras.models.load_model(path)
 
 
@@ -76,21 +86,23 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
     settings = config.pretrain if phase == "pretrain" else config.finetune
     loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
     pretrained = load_network(workdir, "pretrain") if phase == "finetune" else None
-    keras.utils.set_random_seed(config.data.seed)
+    keras.utils.set_random_seed(config.train.seed)
     started = time.time()
     with _determinism(config.input.deterministic), policy_scope(config.train.precision) as policy:
         strategy = _strategy(config.train.strategy)
         replicas = strategy.num_replicas_in_sync
+        global_batch = config.input.batch_size * replicas
+        steps = max(1, sizes["train"] * config.input.patches_per_slice // global_batch)
         with strategy.scope():
             network = build_network(config.model)
             if pretrained is not None:
                 _copy_weights(pretrained, network)
             model = Denoiser(network, loss_mode)
-            model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+            model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, phase,
+                                                                         steps)))
             patch = config.input.patch_size
             model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
-        train = _train_data(source, config, loss_mode, with_mask,
-                            config.input.batch_size * replicas)
+        train = _train_data(source, config, phase, with_mask, global_batch)
         val = _val_data(source, config, loss_mode, with_mask) if sizes["val"] else None
         resume = backup_epoch(out / "backup")
         if resume is None:  # a fresh run: an earlier run's history must not mix in
@@ -104,9 +116,12 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
                       shuffle=False, verbose=1)
         history = read_history(out / "history.csv")
         monitor = "val_loss" if val is not None else "loss"
-        model.load_weights(out / "best.weights.h5")
+        keep = "last" if phase == "finetune" and config.finetune.checkpoint == "last" else "best"
+        model.load_weights(out / f"{keep}.weights.h5")
         model.network.save(out / MODEL_FILE)
-    summary = _summary(name, history, monitor, time.time() - started, policy, replicas, out, logs)
+    summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
+                       out, logs)
+    summary["seed"] = config.train.seed
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary)
@@ -127,13 +142,43 @@ def _records_dir(workdir: Path, needs_mask: bool) -> Path:
     return plain
 
 
-def _train_data(source: Path, config: Config, mode: str, with_mask: bool, batch_size: int):
-    """Training batches in the form the mode's ``train_step`` takes."""
-    floor = config.finetune.weight_floor
+def _learning_rate(config: Config, phase: str, steps_per_epoch: int):
+    """Pretrain: constant. Finetune: cosine decay to 0 over the phase, or constant."""
+    if phase == "pretrain":
+        return config.pretrain.learning_rate
+    ft = config.finetune
+    if ft.lr_schedule == "constant":
+        return ft.learning_rate
+    return keras.optimizers.schedules.CosineDecay(ft.learning_rate, ft.epochs * steps_per_epoch)
+
+
+def phase_seed(config: Config, phase: str) -> int:
+    """Patch order and crops: the same for every fine-tune variant of one training seed, so the
+    method and its control see the same patches."""
+    return config.train.seed * 1000 + (1 if phase == "pretrain" else 2)
+
+
+def loss_weights(activation_map, finetune):
+    """The weighted mode's pixel weights: ``finetune.weight`` "uniform" (the control) gives 1
+    everywhere; "map" and "oracle" apply `losses.map_weights` to the (map or oracle) A."""
+    if finetune.weight == "uniform":
+        return tf.ones_like(activation_map)
+    return losses.map_weights(activation_map, finetune.weight_form, boost=finetune.boost,
+                              gamma=finetune.gamma, floor=finetune.weight_floor)
+
+
+def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch_size: int):
+    """Training batches in the form the mode's ``train_step`` takes. Every fine-tune variant
+    reads the maps (the control ignores them), so all variants cut the same patches."""
+    ft = config.finetune
+    mode = "mse" if phase == "pretrain" else ft.mode
     ds = data.make_dataset(records.pattern(source, "train"), config, True,
-                           with_mask=with_mask and mode != "mse", batch_size=batch_size)
+                           with_mask=with_mask and mode != "mse", batch_size=batch_size,
+                           seed=phase_seed(config, phase),
+                           lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
+                           oracle=mode == "weighted" and ft.weight == "oracle")
     if mode == "weighted":  # the weight is made here, once, from the stored map A
-        return ds.map(lambda x, y, a: (x, y, losses.map_weights(a, floor)))
+        return ds.map(lambda x, y, a: (x, y, loss_weights(a, ft)))
     if mode == "pairs":
         return ds.map(lambda x, y, a: (x * a, y * a))
     return ds
@@ -141,13 +186,14 @@ def _train_data(source: Path, config: Config, mode: str, with_mask: bool, batch_
 
 def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
     """Whole validation slices: (ldct, ndct[, w or A])."""
-    floor = config.finetune.weight_floor
+    ft = config.finetune
     ds = data.make_dataset(records.pattern(source, "val"), config, False,
-                           with_mask=with_mask and mode != "mse")
+                           with_mask=with_mask and mode != "mse",
+                           oracle=mode == "weighted" and ft.weight == "oracle")
 
     def to_tuple(item):
         if mode == "weighted":
-            return item[F.LDCT], item[F.NDCT], losses.map_weights(item[F.MASK], floor)
+            return item[F.LDCT], item[F.NDCT], loss_weights(item[F.MASK], ft)
         if mode == "pairs":
             return item[F.LDCT], item[F.NDCT], item[F.MASK]
         return item[F.LDCT], item[F.NDCT]
@@ -210,21 +256,27 @@ def _determinism(enabled: bool):
             tf_config.disable_op_determinism()
 
 
-def _summary(name, history, monitor, seconds, policy, replicas, out, logs) -> dict:
-    values = history.get(monitor, [])
-    best = int(np.nanargmin(values)) if values else None
-    pick = (lambda key: round(float(history[key][best]), 4)
-            if best is not None and key in history else None)
-    return {"phase": name, "epochs_total": len(values), "best_epoch": None if best is None else
-            best + 1, "best_" + monitor: pick(monitor), "val_psnr_db": pick("val_psnr"),
-            "val_ssim": pick("val_ssim"), "window_hu": list(WINDOW_HU), "data_range_hu":
-            WINDOW_HU[1] - WINDOW_HU[0], "seconds": round(seconds, 1), "precision": policy,
-            "replicas": replicas, "model": str(out / MODEL_FILE), "logs": str(logs)}
+def _summary(name, history, monitor, keep, seconds, policy, replicas, out, logs) -> dict:
+    """The kept epoch (the best by ``monitor``, or the last) and its validation figures."""
+    values = history.get(monitor) or history.get("loss", [])
+    if not values:
+        chosen = None
+    else:
+        chosen = len(values) - 1 if keep == "last" else int(np.nanargmin(values))
+    pick = (lambda key: round(float(history[key][chosen]), 4)
+            if chosen is not None and key in history else None)
+    return {"phase": name, "epochs_total": len(values), "checkpoint": keep,
+            "kept_epoch": None if chosen is None else chosen + 1, monitor: pick(monitor),
+            "val_psnr_db": pick("val_psnr"), "val_ssim": pick("val_ssim"),
+            "window_hu": list(WINDOW_HU), "data_range_hu": WINDOW_HU[1] - WINDOW_HU[0],
+            "seconds": round(seconds, 1), "precision": policy, "replicas": replicas,
+            "model": str(out / MODEL_FILE), "logs": str(logs)}
 
 
 def _print_summary(s: dict) -> None:
     print(f"{s['phase']}: {s['epochs_total']} epochs ({s['seconds']:.0f} s, {s['precision']}, "
-          f"{s['replicas']} replica(s)); best epoch {s['best_epoch']}: val PSNR "
+          f"{s['replicas']} replica(s), seed {s['seed']}); kept the {s['checkpoint']} epoch "
+          f"{s['kept_epoch']}: val PSNR "
           f"{s['val_psnr_db']} dB, SSIM {s['val_ssim']} (abdomen window [-160, 240] HU, "
           f"data range 400)")
     print(f"  model {s['model']}; TensorBoard: tensorboard --logdir {Path(s['logs']).parent}")

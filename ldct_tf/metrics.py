@@ -152,6 +152,52 @@ def lesion_contrast_hu(hu: np.ndarray, row: float, col: float, radius_px: float,
     return float(hu[r <= inner].mean() - hu[(r >= ring[0]) & (r <= ring[1])].mean())
 
 
+def disk_mean_hu(hu: np.ndarray, row: float, col: float, radius_px: float,
+                 inner: float = 0.6) -> float:
+    """Mean HU inside ``inner`` radii of (row, col): the lesion core, clear of its blurred edge.
+
+    The pixel nearest the centre when the disk holds none (radii under about 1.2 px)."""
+    rr, cc = np.ogrid[:hu.shape[0], :hu.shape[1]]
+    r = np.hypot(rr - row, cc - col)
+    inside = r <= inner * radius_px
+    if not inside.any():
+        inside = r == r.min()
+    return float(np.asarray(hu, np.float64)[inside].mean())
+
+
+def _weighted_sum(terms: np.ndarray, weights: np.ndarray | None) -> np.ndarray | float:
+    # weights: how often each case is drawn (a bootstrap resample), one row per resample
+    return terms.sum() if weights is None else np.asarray(weights, np.float64) @ terms
+
+
+def twin_contrast_kept(present_hu, absent_hu, ndct_present_hu, ndct_absent_hu, sign,
+                       weights: np.ndarray | None = None):
+    """Share of the twins' lesion contrast an image keeps: ``sum s (m(img_p) - m(img_a)) /
+    sum s (m(ndct_p) - m(ndct_a))`` over matched pairs, m a `disk_mean_hu` at the lesion site and
+    s the sign of the lesion's contrast. The absent twin is the same slice without the lesion, so
+    the difference holds no anatomy (and a ring background is not needed). 1 = all kept.
+
+    ``weights`` [n_pairs] or [resamples, n_pairs] gives the bootstrap form (case counts).
+    """
+    s = np.asarray(sign, np.float64)
+    kept = s * (np.asarray(present_hu, np.float64) - np.asarray(absent_hu, np.float64))
+    true = s * (np.asarray(ndct_present_hu, np.float64) - np.asarray(ndct_absent_hu, np.float64))
+    return _weighted_sum(kept, weights) / _weighted_sum(true, weights)
+
+
+def twin_invented_contrast(absent_hu, ndct_present_hu, ndct_absent_hu, sign,
+                           weights: np.ndarray | None = None):
+    """Contrast an image paints at the lesion-absent twin's (sham) lesion site, signed like the
+    twin's lesion and relative to the true contrast: ``sum s (m(img_a) - m(ndct_a)) /
+    sum s (m(ndct_p) - m(ndct_a))``. 0 for an honest image; a denoiser that learnt to draw
+    lesions where its training put them reads > 0. ``weights`` as in `twin_contrast_kept`.
+    """
+    s = np.asarray(sign, np.float64)
+    invented = s * (np.asarray(absent_hu, np.float64) - np.asarray(ndct_absent_hu, np.float64))
+    true = s * (np.asarray(ndct_present_hu, np.float64) - np.asarray(ndct_absent_hu, np.float64))
+    return _weighted_sum(invented, weights) / _weighted_sum(true, weights)
+
+
 EDGE_OFFSETS_PX = np.arange(-2.5, 3.01, 0.5)  # distance from the lesion edge (r - R), pixels
 
 

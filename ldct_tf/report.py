@@ -1,6 +1,10 @@
 """The evaluation report: a summary table, ``report.md``, a self-contained ``report.html`` and the
 figures in ``eval/figures/`` (lesion ROIs, line profiles, edge profiles, difference images, bar
-plots with intervals, noise power spectra, activation-map overlays)."""
+plots with intervals, noise power spectra, activation-map overlays).
+
+Also the names every reader shares (`ORDER`, `label`, `COMPARISONS`): the evaluation and the seed
+study import them from here, which needs neither TensorFlow nor matplotlib.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,29 @@ import numpy as np
 from ldct_tf import metrics
 
 ROI_HALF = 20
-ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_pairs")
+ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_control",
+         "finetune_oracle", "finetune_pairs")
+# The oracle's weight is the true lesion disk, which no deployed denoiser knows: it shows what a
+# perfect map could give, and must never be read as the method.
+LABELS = {"finetune_oracle": "oracle (diagnostic)"}
+# (set a, set b, what a - b shows): the paired comparisons of the evaluation and the seed study.
+COMPARISONS = (
+    ("finetune", "finetune_control",
+     "the attribution claim: what the activation map adds over the same fine-tune (init, data "
+     "order, epochs, learning rate) with uniform weight"),
+    ("finetune", "pretrain",
+     "the whole fine-tune phase (more epochs, lesion-centred patches and the map) against plain "
+     "MSE"),
+    ("finetune_oracle", "finetune_control",
+     "diagnostic: what weighting the true lesion disk adds over uniform weight (an upper bound "
+     "for a map; never the method)"),
+    ("finetune_pairs", "pretrain", "the paper's literal LDCT*A -> NDCT*A form against plain MSE"),
+)
+
+
+def label(name: str) -> str:
+    """How a set is shown in tables, figures and verdicts."""
+    return LABELS.get(name, name)
 
 
 def _fmt(value, digits=2) -> str:
@@ -31,19 +57,27 @@ def _ci(entry, digits=2) -> str:
     return f"{_fmt(entry['value'], digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
 
 
+def _invented_cell(entry) -> str:
+    """The invented contrast with its interval, and "!" where it leaves the tolerance."""
+    return _ci(entry) + (" !" if entry and entry.get("outside_tolerance") else "")
+
+
 def table_rows(report: dict) -> list[list[str]]:
+    """One row per set; a report written before a column existed shows "-" there."""
     rows = []
     for name in [n for n in ORDER if n in report["sets"]]:
         r = report["sets"][name]
         abdomen, full = r.get("abdomen"), r.get("full_range")
         cho = r.get("cho") or {}
         rows.append([
-            name,
+            label(name),
             _ci(abdomen["psnr"]) if abdomen else "ref",
             _ci(abdomen["ssim"], 3) if abdomen else "ref",
             _fmt(full["psnr"]["value"]) if full else "ref",
             _fmt(r["noise"]["noise_index_hu"]["value"], 1),
             _ci(r["contrast_recovery"]),
+            _ci(r.get("contrast_kept")),
+            _invented_cell(r.get("invented_contrast")),
             _fmt(r["edge"].get("ratio_to_ndct")),
             (f"{_fmt(cho.get('auc'))} [{_fmt(cho['auc_ci95'][0])}, {_fmt(cho['auc_ci95'][1])}]"
              if cho else "-"),
@@ -53,7 +87,19 @@ def table_rows(report: dict) -> list[list[str]]:
 
 
 HEADER = ["set", "PSNR dB (abdomen)", "SSIM (abdomen)", "PSNR dB (full)", "noise HU",
-          "contrast recovery", "edge rise / NDCT", "CHO AUC", "CNN AUC"]
+          "contrast recovery", "contrast kept (twins)", "invented at sham", "edge rise / NDCT",
+          "CHO AUC", "CNN AUC"]
+
+
+def _flag_note(report: dict) -> str | None:
+    """A line naming the sets whose invented contrast at the sham site leaves the tolerance."""
+    flagged = {n: report["sets"][n]["invented_contrast"] for n in ORDER if n in report["sets"]
+               and (report["sets"][n].get("invented_contrast") or {}).get("outside_tolerance")}
+    if not flagged:
+        return None
+    tolerance = next(iter(flagged.values()))["tolerance"]
+    return (f"! invented contrast outside +-{tolerance:g} of the true lesion contrast (contrast "
+            f"painted where there is no lesion): {', '.join(label(n) for n in flagged)}")
 
 
 def summary_table(report: dict) -> str:
@@ -63,7 +109,8 @@ def summary_table(report: dict) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     note = ("abdomen window [-160, 240] HU, data range 400; full range [-1024, 3072] HU, data "
             "range 4096; [95 % bootstrap interval]")
-    return "\n".join(lines + [note])
+    flags = _flag_note(report)
+    return "\n".join(lines + [note] + ([flags] if flags else []))
 
 
 def write(report: dict, test, sets: dict, workdir: Path, out: Path) -> dict:
@@ -139,7 +186,7 @@ def _lesion_rois(test, sets, present, path):
                       vmax=high)
             ax.set_xticks([]), ax.set_yticks([])
             if row == 0:
-                ax.set_title(name, fontsize=9)
+                ax.set_title(label(name), fontsize=9)
         axes[row, 0].set_ylabel(f"{test.lesion[i][3]:+.0f} HU", fontsize=8)
     fig.suptitle(f"Lesion ROIs ({2 * ROI_HALF} px), abdomen window [-160, 240] HU", fontsize=10)
     return _save(fig, path)
@@ -154,7 +201,7 @@ def _profiles(test, sets, present, path):
         cols = np.arange(int(col) - span, int(col) + span + 1)
         cols = cols[(cols >= 0) & (cols < test.ndct[i].shape[1])]
         for name in _ordered(sets):
-            ax.plot(cols - col, sets[name][i][int(round(row)), cols], label=name,
+            ax.plot(cols - col, sets[name][i][int(round(row)), cols], label=label(name),
                     lw=2.2 if name == "ndct" else 1.2)
         ax.axvspan(-radius, radius, color="0.9")
         ax.set_xlabel("pixels from lesion centre")
@@ -170,7 +217,7 @@ def _differences(test, sets, i, path):
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9), squeeze=False)
     for ax, name in zip(axes[0], names):
         im = ax.imshow(sets[name][i] - test.ndct[i], cmap="RdBu_r", vmin=-100, vmax=100)
-        ax.set_title(f"{name} - NDCT", fontsize=9)
+        ax.set_title(f"{label(name)} - NDCT", fontsize=9)
         ax.axis("off")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="HU")
     fig.savefig(path, dpi=80)
@@ -185,7 +232,7 @@ def _edge_profiles(report, path):
     for name in _ordered(report["sets"]):
         edge = report["sets"][name]["edge"]
         if edge.get("mean_profile"):
-            ax.plot(edge["offsets_px"], edge["mean_profile"], marker=".", label=name)
+            ax.plot(edge["offsets_px"], edge["mean_profile"], marker=".", label=label(name))
             drawn = True
     if not drawn:
         plt.close(fig)
@@ -202,6 +249,7 @@ def _bars(report, path):
     panels = [("PSNR dB, abdomen", lambda r: r["abdomen"] and r["abdomen"]["psnr"]),
               ("SSIM, abdomen", lambda r: r["abdomen"] and r["abdomen"]["ssim"]),
               ("contrast recovery", lambda r: r["contrast_recovery"]),
+              ("contrast kept (twins)", lambda r: r.get("contrast_kept")),
               ("CHO AUC", lambda r: r["cho"] and {"value": r["cho"]["auc"],
                                                   "ci95": r["cho"]["auc_ci95"]}),
               ("CNN AUC", lambda r: r["classifier_auc"])]
@@ -220,7 +268,7 @@ def _bars(report, path):
             errors[1].append(max((high if high is not None else entry["value"]) - entry["value"],
                                  0))
         ax.bar(xs, values, yerr=errors, capsize=3, color="tab:blue")
-        ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+        ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=60, fontsize=7)
         ax.set_title(title, fontsize=9)
         if values:
             low = min(v - e for v, e in zip(values, errors[0]))
@@ -248,7 +296,7 @@ def _nps(test, sets, path):
                 for i, cs in corners.items() for r, c in cs]
         freq, nps = metrics.noise_power_spectrum(np.array(rois), spacing)
         keep = nps > 0  # the zero-frequency bin holds no power: each ROI's mean is removed
-        ax.plot(freq[keep], nps[keep], label=name)
+        ax.plot(freq[keep], nps[keep], label=label(name))
     ax.set_xlabel("spatial frequency (1/mm)")
     ax.set_ylabel("NPS (HU$^2$ mm$^2$)")
     ax.set_yscale("log")
@@ -279,13 +327,20 @@ def _markdown(report: dict, figures: dict) -> str:
     lines += ["", "Windows: abdomen [-160, 240] HU (data range 400); full range [-1024, 3072] HU "
               "(data range 4096). Brackets: 95 % bootstrap intervals. Noise: global noise index "
               "(HU). Edge rise / NDCT > 1 means blurrier lesion edges than NDCT.", ""]
-    claim = report["claim"]
-    lines += ["## Finetune vs pretrain", ""]
-    if claim.get("available"):
-        lines += [f"- {d['verdict']}" for d in claim["differences"].values()]
-        lines += ["", f"_{claim['seeds']}_", ""]
-    else:
-        lines += [f"Not available: {claim['reason']}.", ""]
+    flags = _flag_note(report)
+    if flags:
+        lines += [f"**{flags}**", ""]
+    lines += ["## Paired comparisons", ""]
+    listed = _claims(report)
+    if not listed:
+        lines += [f"Not available: {report['claim'].get('reason', 'no two sets to compare')}.",
+                  ""]
+    for item in listed:
+        lines += [f"### {_claim_title(item)}", "", f"_{item.get('role', '')}_", ""]
+        lines += [f"- {d['verdict']}" for d in item["differences"].values()]
+        lines += [""]
+    if listed:
+        lines += [f"_{listed[0]['seeds']}_", ""]
     if report["skipped"]:
         lines += ["## Skipped image sets", ""]
         lines += [f"- {name}: {why}" for name, why in report["skipped"].items()] + [""]
@@ -297,14 +352,38 @@ def _markdown(report: dict, figures: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _claims(report: dict) -> list[dict]:
+    """The paired comparisons; a report from before ``claims`` existed has only ``claim``."""
+    if "claims" in report:
+        return report["claims"]
+    claim = report.get("claim") or {}
+    return [dict(claim, a="finetune", b="pretrain")] if claim.get("available") else []
+
+
+def _claim_title(item: dict) -> str:
+    return f"{label(item['a'])} vs {label(item['b'])}"
+
+
+def _html_claims(report: dict) -> str:
+    listed = _claims(report)
+    if not listed:
+        return (f"<ul><li>{html.escape(report['claim'].get('reason', 'not available'))}</li>"
+                "</ul>")
+    parts = []
+    for item in listed:
+        verdicts = "".join(f"<li>{html.escape(d['verdict'])}</li>"
+                           for d in item["differences"].values())
+        parts.append(f"<h3>{html.escape(_claim_title(item))}</h3><p>"
+                     f"{html.escape(item.get('role', ''))}</p><ul>{verdicts}</ul>")
+    return "".join(parts) + f"<p><em>{html.escape(listed[0]['seeds'])}</em></p>"
+
+
 def _html(report: dict, figures: dict, out: Path) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
                    for row in table_rows(report))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    claim = report["claim"]
-    verdicts = ("".join(f"<li>{html.escape(d['verdict'])}</li>"
-                        for d in claim["differences"].values())
-                if claim.get("available") else f"<li>{html.escape(claim['reason'])}</li>")
+    flags = _flag_note(report)
+    flags = f"<p><strong>{html.escape(flags)}</strong></p>" if flags else ""
     images = "".join(
         f"<figure><img src='data:image/png;base64,"
         f"{base64.b64encode(Path(p).read_bytes()).decode()}'><figcaption>"
@@ -317,7 +396,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}img{{max-width:100%
 <body><h1>Evaluation report</h1><p>Test split: {report['test_slices']} slices,
 {report['matched_pairs']} matched pairs. Abdomen window [-160, 240] HU (data range 400); full range
 [-1024, 3072] HU (data range 4096); brackets are 95 % bootstrap intervals.</p>
-<table><tr>{head}</tr>{rows}</table><h2>Finetune vs pretrain</h2><ul>{verdicts}</ul>
+<table><tr>{head}</tr>{rows}</table>{flags}<h2>Paired comparisons</h2>{_html_claims(report)}
 <h2>Skipped image sets</h2><ul>{skipped or '<li>none</li>'}</ul><h2>Figures</h2>{images}
 </body></html>
 """

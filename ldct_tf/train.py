@@ -2,8 +2,11 @@
 
 Phases, in order: ``classifier`` (the lesion detector whose Grad-CAM maps weight the loss),
 ``pretrain`` (denoiser, plain MSE) and ``finetune`` (denoiser, activation-weighted MSE, starting
-from the best pretrain checkpoint). Each phase reads the records of the work directory and writes
-its model, metrics and TensorBoard logs there.
+from the pretrain network). ``finetune_control`` (uniform weight: the control every claim about
+the map is measured against), ``finetune_oracle`` (lesion-disk weight: a diagnostic) and
+``finetune_pairs`` (the paper's literal LDCT*A -> NDCT*A) are the same phase with
+``finetune.weight`` or ``finetune.mode`` set. Each phase reads the records of the work directory
+and writes its model, metrics and TensorBoard logs there.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ import sys
 from ldct_tf import cli
 from ldct_tf.errors import run_cli
 
-PHASES = ("classifier", "pretrain", "finetune")
+# Fine-tune variants: the overrides that select them (see `ldct_tf.config.FinetuneConfig`).
+VARIANTS = {"finetune": [], "finetune_control": ['finetune.weight="uniform"'],
+            "finetune_oracle": ['finetune.weight="oracle"'],
+            "finetune_pairs": ['finetune.mode="pairs"']}
+PHASES = ("classifier", "pretrain", *VARIANTS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.base_parser("python -m ldct_tf.train",
-                             "Train one model of the method (classifier, pretrain, finetune).")
+                             "Train one model of the method (classifier, pretrain, a finetune variant).")
     parser.add_argument("--phase", required=True, choices=PHASES)
     args = parser.parse_args(argv)
-    config, workdir = cli.resolve(args)
+    config, workdir = cli.resolve(args, VARIANTS.get(args.phase, []))
     if args.phase == "classifier":
         from ldct_tf import classifier_training
 
@@ -29,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from ldct_tf import denoiser_training
 
-        denoiser_training.run(config, workdir, args.phase)
+        denoiser_training.run(config, workdir,
+                              "finetune" if args.phase in VARIANTS else args.phase)
     return 0
 
 

@@ -2,19 +2,31 @@
 export, each step the same code as its command (`pipelines.steps`), with TFX-style caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
-        [--from STEP] [--only STEP] [--set section.key=value ...]
+        [--from STEP] [--only STEP] [--seeds N] [--set section.key=value ...]
 
 A step whose outputs exist and whose fingerprint (the config sections it reads plus its inputs'
 fingerprints) is unchanged is skipped and says so; a changed setting re-runs that step and
 everything downstream. A failing step stops the run with its name and message; the next run
 resumes there (finished steps stay cached). ``<workdir>/manifest.json`` records package versions,
 the git commit, each step's fingerprint, status and time.
+
+A seed study (``--seeds N`` or ``pipeline.seeds``): the run itself is training seed
+``train.seed``; seeds ``train.seed + 1`` .. ``+ N-1`` each re-train pretrain and every fine-tune
+variant (and evaluate them, without the seed-independent baselines) in
+``<workdir>/seeds/seed-<k>/``, which shares the records, classifier and maps of the run (the data
+and the maps are fixed; what varies is the network's initialisation and the order of its
+patches). Each seed pretrains afresh, so the spread includes the starting point every fine-tune
+and its control share. `ldct_tf.seed_study` then writes ``<workdir>/seeds/summary.md``,
+``summary.json`` and ``figures/tradeoff.png``: each network's mean and spread over seeds and the
+claims with the seed variation in their intervals.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,10 +35,13 @@ from ldct_tf import cli
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import git_commit, package_versions
-from pipelines.steps import STEPS, Step, steps_for
+from pipelines.steps import STEPS, TRAINING_STEPS, Step, steps_for
 
 STATE_FILE = "pipeline_state.json"
 MANIFEST_FILE = "manifest.json"
+SEEDS_DIR = "seeds"
+# What a seed's work directory shares with the run (links): data, classifier, maps, salt.
+SHARED = ("records", "records_with_mask", "classifier", "cam", "salt")
 
 
 def fingerprints(config: Config, steps: list[Step]) -> dict[str, str]:
@@ -41,9 +56,9 @@ def fingerprints(config: Config, steps: list[Step]) -> dict[str, str]:
     return out
 
 
-def run(config: Config, workdir: Path, start: str | None = None, only: str | None = None
-        ) -> dict:
-    """Run (or skip) every step; return the manifest."""
+def run(config: Config, workdir: Path, start: str | None = None, only: str | None = None,
+        include: tuple[str, ...] | None = None, closing: bool = True) -> dict:
+    """Run (or skip) every step (of ``include`` only, when given); return the manifest."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     steps = steps_for(config)
@@ -59,7 +74,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
                 "steps": {}}
     started = time.time()
     for step in steps:
-        if only and step.name != only:
+        if (only and step.name != only) or (include is not None and step.name not in include):
             continue
         previous = state.get(step.name, {})
         cached = (step.name not in forced and previous.get("fingerprint") == prints[step.name]
@@ -88,8 +103,50 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
         print(f"[{step.name}] done in {seconds:.0f} s")
     manifest["seconds"] = round(time.time() - started, 1)
     _save(workdir, state, manifest)
-    _closing(workdir, state)
+    if closing:
+        _closing(workdir, state)
     return manifest
+
+
+def seed_workdir(workdir: Path, index: int) -> Path:
+    return Path(workdir) / SEEDS_DIR / f"seed-{index}"
+
+
+def run_seeds(config: Config, workdir: Path, seeds: int) -> dict:
+    """The seed study (see the module docstring) after the run itself; returns its summary."""
+    workdir = Path(workdir)
+    dirs = [workdir]
+    for index in range(1, seeds):
+        target = seed_workdir(workdir, index)
+        _link_shared(workdir, target)
+        seed = config.train.seed + index
+        print(f"\n[seed {index + 1}/{seeds}] train.seed={seed} in {target}", flush=True)
+        seeded = config.replace(
+            train=dataclasses.replace(config.train, seed=seed),
+            evaluate=dataclasses.replace(config.evaluate, baselines=False))
+        run(seeded, target, include=TRAINING_STEPS, closing=False)
+        dirs.append(target)
+    from ldct_tf import seed_study
+
+    summary = seed_study.aggregate(dirs, workdir / SEEDS_DIR, config.evaluate.resamples,
+                                   config.evaluate.seed)
+    print(f"\nseed study ({seeds} seeds): {workdir / SEEDS_DIR / 'summary.md'}")
+    return summary
+
+
+def _link_shared(workdir: Path, target: Path) -> None:
+    """Link the run's seed-independent outputs into a seed's work directory."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        source, link = workdir / name, target / name
+        if not source.exists():
+            raise LdctError(f"{source} is missing; the seed study needs the run's {name} "
+                            f"(run `python -m pipelines.local_runner` without --only first)")
+        if link.is_symlink() or link.exists():
+            if link.resolve() == source.resolve():
+                continue
+            raise LdctError(f"{link} exists and is not a link to {source}; remove it")
+        link.symlink_to(os.path.relpath(source, target))
 
 
 def _closing(workdir: Path, state: dict) -> None:
@@ -124,9 +181,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run from this step on, cached or not")
     parser.add_argument("--only", metavar="STEP", choices=list(STEPS),
                         help="run just this step")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="seed study: repeat the training steps for N training seeds "
+                             "(default pipeline.seeds)")
     args = parser.parse_args(argv)
-    config, workdir = cli.resolve(args)
+    extra = [f"pipeline.seeds={args.seeds}"] if args.seeds is not None else []
+    config, workdir = cli.resolve(args, extra)
     run(config, workdir, args.start, args.only)
+    if config.pipeline.seeds > 1 and not args.only:
+        run_seeds(config, workdir, config.pipeline.seeds)
     return 0
 
 

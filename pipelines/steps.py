@@ -49,22 +49,32 @@ def _export(phase: str):
     return run
 
 
-def _with_mode(mode: str):
-    return lambda config: config.replace(finetune=dataclasses.replace(config.finetune, mode=mode))
+def _variant(mode: str, weight: str):
+    return lambda config: config.replace(
+        finetune=dataclasses.replace(config.finetune, mode=mode, weight=weight))
 
 
 def _exists(*parts: str):
     return lambda workdir, record: Path(workdir, *parts).exists()
 
 
-STEPS = ("prepare", "classifier", "cam", "pretrain", "finetune", "finetune_pairs", "evaluate",
-         "export")
+# Fine-tune variants: step name -> (finetune.mode, finetune.weight).
+VARIANTS = {"finetune": ("weighted", "map"), "finetune_control": ("weighted", "uniform"),
+            "finetune_oracle": ("weighted", "oracle"), "finetune_pairs": ("pairs", "map")}
+STEPS = ("prepare", "classifier", "cam", "pretrain", *VARIANTS, "evaluate", "export")
+TRAINING_STEPS = ("pretrain", *VARIANTS, "evaluate")  # what a seed study repeats per seed
 
 
 def steps_for(config: Config) -> list[Step]:
     """The steps of this config's run, in order (finetune variants from ``[pipeline]``)."""
-    tuned = [(name, mode) for name, mode in (("finetune", "weighted"), ("finetune_pairs", "pairs"))
-             if mode in config.pipeline.finetune_modes]
+    wanted = set()
+    if "weighted" in config.pipeline.finetune_modes:
+        wanted |= {"finetune", "finetune_control"}  # the method never runs without its control
+    if config.pipeline.oracle:
+        wanted.add("finetune_oracle")
+    if "pairs" in config.pipeline.finetune_modes:
+        wanted.add("finetune_pairs")
+    tuned = [(name, VARIANTS[name]) for name in VARIANTS if name in wanted]
     tuned_names = tuple(name for name, _ in tuned)
     steps = [
         Step("prepare", ("data", "scanner", "lesion"), (), _call("prepare"),
@@ -79,11 +89,11 @@ def steps_for(config: Config) -> list[Step]:
     ]
     steps += [Step(name, ("model", "finetune", "input", "train"), ("pretrain", "cam"),
                    _call("denoiser_training", "finetune"), _exists("denoiser", name, "model.keras"),
-                   configure=_with_mode(mode)) for name, mode in tuned]
+                   configure=_variant(*variant)) for name, variant in tuned]
     steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "pretrain",
                                                   *tuned_names),
                       _call("evaluate"), _exists("eval", "metrics.json")))
-    steps.append(Step("export", ("pipeline",), tuned_names, _export(tuned_names[0]),
+    steps.append(Step("export", ("pipeline",), tuned_names[:1], _export(tuned_names[0]),
                       lambda workdir, record: bool(record.get("export_path"))
                       and Path(record["export_path"]).exists()))
     return steps

@@ -1,6 +1,9 @@
-"""Activation maps: tf-keras-vis against an independent Grad-CAM, storage, errors."""
+"""Activation maps: tf-keras-vis against an independent Grad-CAM, scaling, map quality, the
+classifier gate, storage, errors."""
 
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +16,7 @@ from ldct_tf import cam, data, features as F, records
 from ldct_tf.config import CamConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
+from test_classifier import separable_set, train_on_separable_set
 
 
 def _disk_images(n, size=32, seed=0):
@@ -61,7 +65,7 @@ def _reference_gradcam(model, images):
 def test_tf_keras_vis_map_equals_a_hand_written_gradcam(tiny_classifier):
     images, labels = _disk_images(6, seed=1)
     visualizer = cam.make_visualizer(tiny_classifier, "gradcam")
-    maps = cam.activation_maps(visualizer, images, CAM_LAYER, CamConfig())
+    maps = cam.activation_maps(visualizer, images, CAM_LAYER, CamConfig(normalize="minmax"))
     reference = _reference_gradcam(tiny_classifier, images)
     assert maps.shape == (6, 32, 32) and np.isfinite(maps).all()
     assert maps.min() >= 0.0 and maps.max() <= 1.0
@@ -74,7 +78,8 @@ def test_tf_keras_vis_map_equals_a_hand_written_gradcam(tiny_classifier):
 def test_other_methods_give_maps_in_range(tiny_classifier, method):
     images, _ = _disk_images(2, seed=2)
     visualizer = cam.make_visualizer(tiny_classifier, method)
-    maps = cam.activation_maps(visualizer, images, CAM_LAYER, CamConfig(method=method))
+    maps = cam.activation_maps(visualizer, images, CAM_LAYER,
+                               CamConfig(method=method, normalize="max"))
     assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
     assert 0.0 <= maps.min() and maps.max() <= 1.0
 
@@ -86,6 +91,54 @@ def test_normalize_maps_follows_the_formula(rng):
     np.testing.assert_allclose(cam.normalize_maps(maps, "max")[1], maps[1] / maps[1].max(),
                                rtol=1e-6)
     assert (cam.normalize_maps(np.zeros((1, 4, 4)), "minmax") == 0).all()
+    np.testing.assert_allclose(cam.normalize_maps(maps, "global", 3.0),
+                               np.minimum(maps / 3.0, 1.0), rtol=1e-6)  # one constant for all
+    with pytest.raises(ValueError, match="needs a scale"):
+        cam.normalize_maps(maps, "global")
+
+
+def test_global_scale_is_the_99th_percentile_of_the_maxima():
+    maxima = np.arange(1.0, 101.0)  # 99th percentile (linear interpolation): 99 + 0.01
+    assert cam.global_scale(maxima) == pytest.approx(99.01)
+    assert cam.global_scale(np.zeros(5)) == 1.0  # all-zero maps stay zero, no division by 0
+
+
+def _ring_map():
+    """A 21 x 21 map: 2 at the centre pixel (10, 10), 1 on pixel (10, 13), 1 on pixel (0, 0)."""
+    mask = np.zeros((21, 21))
+    mask[10, 10], mask[10, 13], mask[0, 0] = 2.0, 1.0, 1.0
+    return mask
+
+
+def test_mass_within_by_hand():
+    mask = _ring_map()
+    # radius 2: 1.5 R = 3 reaches (10, 13) exactly (distance 3); (0, 0) is 14.1 px away
+    assert cam.mass_within(mask, 10, 10, 2.0) == pytest.approx(3.0 / 4.0)
+    assert cam.mass_within(mask, 10, 10, 1.0) == pytest.approx(2.0 / 4.0)  # 1.5 px: centre only
+    assert cam.mass_within(mask, 0, 0, 1.0) == pytest.approx(1.0 / 4.0)
+    assert cam.mass_within(np.zeros((5, 5)), 2, 2, 1.0) == 0.0
+
+
+def test_peak_within_by_hand():
+    mask = _ring_map()  # peak at (10, 10)
+    assert cam.peak_within(mask, 10, 12, 2.0)  # 2 px away, 1.5 R = 3 px
+    assert not cam.peak_within(mask, 10, 12, 1.0)  # 1.5 R = 1.5 px
+    assert not cam.peak_within(mask, 0, 0, 5.0)  # (0, 0) holds mass but not the peak
+    assert not cam.peak_within(np.zeros((5, 5)), 0, 0, 1.0)  # an all-zero map finds nothing
+
+
+@pytest.fixture(scope="module")
+def separable_classifier():
+    return train_on_separable_set()
+
+
+def test_map_peaks_inside_an_obvious_lesion(separable_classifier):
+    images, _, centres = separable_set(2, size=48, seed=5)
+    (row, col), image = centres[1], images[1:2]  # the image with the disk (radius 3)
+    visualizer = cam.make_visualizer(separable_classifier, "gradcam")
+    mask = cam.activation_maps(visualizer, image, CAM_LAYER, CamConfig(normalize="max"))[0]
+    peak = np.unravel_index(np.argmax(mask), mask.shape)
+    assert np.hypot(peak[0] - row, peak[1] - col) <= 1.5 * 3
 
 
 def test_lesion_to_body_ratio_by_formula():
@@ -114,9 +167,57 @@ def test_records_with_mask_round_trip(masked_tiny):
         assert 0.0 <= m.min() and m.max() <= 1.0 and m.max() > 0
     saved = json.loads((workdir / "cam" / "summary.json").read_text())
     assert saved["layer"] == CAM_LAYER and saved["method"] == "gradcam"
+    assert saved["normalize"] == "global" and saved["global_scale"] > 0
+    for split in saved["splits"].values():
+        if split["lesion_present_slices"]:
+            assert 0.0 <= split["mass_within_1_5R"] <= 1.0
+            assert 0.0 <= split["peak_within_1_5R"] <= 1.0
     assert (workdir / "cam" / "figures" / "maps.png").stat().st_size > 1000
     schema = json.loads((workdir / records.RECORDS_WITH_MASK_DIR / "schema.json").read_text())
     assert F.MASK in schema["features"]
+
+
+def _metrics(workdir, **values):
+    (workdir / "classifier").mkdir(parents=True, exist_ok=True)
+    (workdir / "classifier" / "metrics.json").write_text(json.dumps(values))
+
+
+@pytest.mark.parametrize("values, minimum, used", [
+    ({"val_auc_ndct": 0.9, "test_auc_ndct": 0.5}, 0.7, ("val_auc_ndct", 0.9)),
+    ({"test_auc_ndct": 0.8}, 0.7, ("test_auc_ndct", 0.8)),  # no val split: test decides
+    ({"val_auc_ndct": float("nan"), "test_auc_ndct": 0.8}, 0.7, ("test_auc_ndct", 0.8)),
+    ({"val_auc_ndct": 0.55}, 0.0, ("val_auc_ndct", 0.55)),  # 0 disables the gate
+])
+def test_gate_passes(tmp_path, values, minimum, used):
+    _metrics(tmp_path, **values)
+    assert cam.check_classifier(tmp_path, minimum) == used
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"val_auc_ndct": 0.55, "test_auc_ndct": 0.9},
+     r"classifier val AUC 0.55 \(NDCT patch task\) is below cam.min_classifier_auc 0.7: its maps "
+     r"would be noise; .*insert_lesions=true.* --set cam.min_classifier_auc=0"),
+    ({"test_auc_ndct": 0.6}, r"classifier test AUC 0.6 .*below"),
+    ({"val_auc_ndct": None, "test_auc_ndct": None}, r"no val or test AUC.*--phase classifier"),
+    (None, r"metrics.json has no val or test AUC"),
+])
+def test_gate_refuses_a_classifier_near_chance(tmp_path, values, match):
+    if values is not None:
+        _metrics(tmp_path, **values)
+    with pytest.raises(LdctError, match=match) as caught:
+        cam.check_classifier(tmp_path, 0.7)
+    assert "\n" not in str(caught.value)
+
+
+def test_cam_run_stops_at_the_gate(trained_tiny, tmp_path):
+    config, workdir, _ = trained_tiny
+    for name in (records.RECORDS_DIR, "classifier"):  # a copy: the fixture's run stays as it is
+        shutil.copytree(workdir / name, tmp_path / name)
+    _metrics(tmp_path, val_auc_ndct=0.55, test_auc_ndct=0.6)
+    strict = config.replace(cam=dataclasses.replace(config.cam, min_classifier_auc=0.7))
+    with pytest.raises(LdctError, match="val AUC 0.55 .* below cam.min_classifier_auc 0.7"):
+        cam.run(strict, tmp_path)
+    assert not (tmp_path / records.RECORDS_WITH_MASK_DIR).exists()  # nothing written
 
 
 def test_missing_classifier_names_path_and_command(tiny_run, tmp_path):

@@ -9,8 +9,15 @@ from ldct_tf import evaluate, metrics, records
 
 
 @pytest.fixture(scope="module")
-def evaluated(denoisers_tiny):
-    config, workdir = denoisers_tiny
+def evaluated(denoisers_tiny, tmp_path_factory):
+    """The tiny run evaluated in a copy of its work directory, where finetune_control is a copy
+    of finetune (the shared session work directory stays as it is)."""
+    import shutil
+
+    config, source = denoisers_tiny
+    workdir = tmp_path_factory.mktemp("evaluated") / "run"
+    shutil.copytree(source, workdir)
+    shutil.copytree(workdir / "denoiser" / "finetune", workdir / "denoiser" / "finetune_control")
     config = config.replace(evaluate=config.evaluate.__class__(resamples=50, bm3d=False,
                                                                cho_splits=2))
     return config, workdir, evaluate.run(config, workdir)
@@ -28,6 +35,11 @@ def test_metrics_json_has_every_set_window_and_interval(evaluated):
     assert saved["sets"]["finetune"]["full_range"]["ssim"]["value"] is not None
     assert "bm3d" in saved["skipped"] and "disabled" in saved["skipped"]["bm3d"]
     assert saved["claim"]["available"] and saved["claim"]["verdict"]
+    # the headline claim is the attribution: finetune against its uniform-weight control
+    assert (saved["claim"]["a"], saved["claim"]["b"]) == ("finetune", "finetune_control")
+    assert "one training seed" in saved["claim"]["seeds"]
+    for name in ("finetune_oracle", "finetune_pairs"):
+        assert "no model at" in saved["skipped"][name]
 
 
 def test_ldct_psnr_equals_an_independent_computation(evaluated):
@@ -86,3 +98,196 @@ def test_denoise_batches_slices_of_different_sizes(rng):
     for image, got in zip(images, out):
         alone = denormalize_hu(np.asarray(network(normalize_hu(image[None, ..., None])))[0, ..., 0])
         np.testing.assert_allclose(got, alone, atol=1e-2)
+
+
+# --- twin measures, claims and cases.npz ---------------------------------------------------------
+
+def _disk(shape, row, col, radius):
+    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    return (np.hypot(rr - row, cc - col) <= radius).astype(float)
+
+
+def _core_mean(image, row, col, radius):
+    # written here, not taken from ldct_tf: mean over pixels within 0.6 R of the centre
+    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
+    return image[np.hypot(rr - row, cc - col) <= 0.6 * radius].mean()
+
+
+def _twin_split(rng, lesions):
+    """A test split of matched twins: textured soft tissue, the present twin adds a disk."""
+    test, disks = evaluate.Slices(), []
+    for k, (row, col, radius, contrast) in enumerate(lesions):
+        base = 40.0 + rng.normal(0, 8, (48, 48))  # anatomy-like texture: the twins share it
+        disk = contrast * _disk(base.shape, row, col, radius)
+        for label, ndct in ((1, base + disk), (0, base)):
+            test.ldct.append(ndct + rng.normal(0, 15, ndct.shape))
+            test.ndct.append(ndct)
+            test.label.append(label)
+            test.lesion.append((row, col, radius, contrast))
+            test.pair_id.append(k)
+            test.spacing_mm.append(0.7)
+        disks.append(disk)
+    return test, disks
+
+
+@pytest.fixture(scope="module")
+def twin_sets(tmp_path_factory):
+    """A constructed split and images with known twin measures, measured by `evaluate_sets`."""
+    from ldct_tf.config import Config
+
+    rng = np.random.default_rng(7)
+    lesions = [(20.0, 22.0, 5.0, 60.0), (25.0, 24.0, 4.0, -50.0), (22.5, 21.5, 6.0, 45.0)]
+    test, disks = _twin_split(rng, lesions)
+    ndct_p, ndct_a = test.ndct[0::2], test.ndct[1::2]
+    # residual noise away from the lesion (so no image equals NDCT: PSNR stays finite), none
+    # inside it (so the twin measures are exact)
+    jitter = [rng.normal(0, 3, (48, 48)) * (1 - _disk((48, 48), *lesion[:3])) for lesion in lesions
+              for _ in range(2)]
+    sets = {
+        "ldct": test.ldct, "ndct": test.ndct,
+        # keeps half of every lesion, invents nothing
+        "halves": [im for a, d in zip(ndct_a, disks) for im in (a + 0.5 * d, a)],
+        # keeps the whole lesion, and paints half of it into the absent twin
+        "painter": [im for p, a, d in zip(ndct_p, ndct_a, disks) for im in (p, a + 0.5 * d)],
+    }
+    for name in ("halves", "painter"):
+        sets[name] = [im + j for im, j in zip(sets[name], jitter)]
+    config = Config()
+    config = config.replace(evaluate=config.evaluate.__class__(resamples=40, cho_splits=2))
+    workdir = tmp_path_factory.mktemp("twins")  # no classifier: its AUC is left out
+    results, cases = evaluate.evaluate_sets(config, workdir, test, sets)
+    return config, test, sets, results, cases
+
+
+def _twin_formula(test, images):
+    """contrast kept and invented, from the definitions, with this file's `_core_mean`."""
+    kept_num = invented_num = denominator = 0.0
+    for p in range(0, len(images), 2):
+        row, col, radius, contrast = test.lesion[p]
+        s = np.sign(contrast)
+        m = [_core_mean(im[i], row, col, radius) for im in (images, test.ndct) for i in (p, p + 1)]
+        kept_num += s * (m[0] - m[1])
+        invented_num += s * (m[1] - m[3])
+        denominator += s * (m[2] - m[3])
+    return kept_num / denominator, invented_num / denominator
+
+
+def test_twin_measures_match_the_formula_on_constructed_images(twin_sets):
+    _, test, sets, results, _ = twin_sets
+    halves, painter = results["halves"], results["painter"]
+    assert halves["contrast_kept"]["value"] == pytest.approx(0.5, abs=1e-9)
+    assert halves["invented_contrast"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert painter["invented_contrast"]["value"] == pytest.approx(0.5, abs=1e-9)
+    assert painter["contrast_kept"]["value"] == pytest.approx(0.5, abs=1e-9)
+    assert results["ndct"]["contrast_kept"]["value"] == pytest.approx(1.0)
+    for name in ("ldct", "halves", "painter"):
+        kept, invented = _twin_formula(test, sets[name])
+        assert results[name]["contrast_kept"]["value"] == pytest.approx(kept, rel=1e-9), name
+        assert results[name]["invented_contrast"]["value"] == pytest.approx(invented, rel=1e-9)
+        low, high = results[name]["contrast_kept"]["ci95"]
+        assert low <= kept + 1e-9 and kept - 1e-9 <= high
+    # painting half a lesion where there is none is flagged; keeping half of one is not
+    assert painter["invented_contrast"]["outside_tolerance"] is True
+    assert halves["invented_contrast"]["outside_tolerance"] is False
+
+
+def test_claim_differences_equal_differences_of_the_set_values(twin_sets):
+    config, _, _, results, cases = twin_sets
+    item = evaluate.compare(config, cases, "painter", "halves", "a test")
+    assert item["name"] == "painter vs halves"
+    per_set = {"psnr_abdomen": lambda r: r["abdomen"]["psnr"]["value"],
+               "ssim_abdomen": lambda r: r["abdomen"]["ssim"]["value"],
+               "contrast_kept": lambda r: r["contrast_kept"]["value"],
+               "invented_contrast": lambda r: r["invented_contrast"]["value"],
+               "contrast_recovery": lambda r: r["contrast_recovery"]["value"]}
+    for metric, pick in per_set.items():
+        expected = pick(results["painter"]) - pick(results["halves"])
+        assert item["differences"][metric]["value"] == pytest.approx(expected, abs=1e-9), metric
+    invented = item["differences"]["invented_contrast"]
+    assert invented["value"] == pytest.approx(0.5) and invented["ci95"][0] > 0
+    assert "painter higher than halves" in invented["verdict"]
+
+
+def test_claims_cover_the_comparisons_whose_sets_exist(twin_sets):
+    config, _, _, _, cases = twin_sets
+    fake = {name: cases["halves"] for name in ("pretrain", "finetune", "finetune_control")}
+    found = [(c["a"], c["b"]) for c in evaluate.claims(config, fake)]
+    assert found == [("finetune", "finetune_control"), ("finetune", "pretrain")]
+    assert evaluate.headline(evaluate.claims(config, fake))["b"] == "finetune_control"
+    del fake["finetune_control"]
+    assert evaluate.headline(evaluate.claims(config, fake))["b"] == "pretrain"
+    oracle = evaluate.compare(config, {"finetune_oracle": cases["painter"],
+                                       "finetune_control": cases["halves"]},
+                              "finetune_oracle", "finetune_control", "diagnostic")
+    assert oracle["name"].startswith("oracle (diagnostic)")
+
+
+def test_baselines_off_skips_gaussian_and_bm3d(tmp_path):
+    from ldct_tf.config import Config
+
+    test, _ = _twin_split(np.random.default_rng(0), [(20.0, 22.0, 5.0, 60.0)])
+    config = Config()
+    config = config.replace(evaluate=config.evaluate.__class__(baselines=False))
+    sets, skipped, _ = evaluate.make_sets(config, tmp_path, test, None)
+    assert set(sets) == {"ldct", "ndct"}
+    assert skipped["gaussian"] == skipped["bm3d"] == "disabled (evaluate.baselines = false)"
+    assert set(evaluate.NETWORK_SETS) <= set(skipped)
+
+
+def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
+    _, workdir, _ = evaluated
+    saved = json.loads((workdir / "eval" / "metrics.json").read_text())
+    names = [(c["a"], c["b"]) for c in saved["claims"]]
+    assert names == [("finetune", "finetune_control"), ("finetune", "pretrain")]
+    pick = {"psnr_abdomen": lambda r: r["abdomen"]["psnr"]["value"],
+            "contrast_kept": lambda r: r["contrast_kept"]["value"],
+            "invented_contrast": lambda r: r["invented_contrast"]["value"],
+            "contrast_recovery": lambda r: r["contrast_recovery"]["value"],
+            "cho_auc": lambda r: r["cho"]["auc"],
+            "classifier_auc": lambda r: r["classifier_auc"]["value"]}
+    for item in saved["claims"]:
+        a, b = saved["sets"][item["a"]], saved["sets"][item["b"]]
+        for metric, value in pick.items():
+            if metric in item["differences"]:
+                assert item["differences"][metric]["value"] == pytest.approx(
+                    value(a) - value(b), abs=1e-9), (item["name"], metric)
+    # the control is a copy of finetune: every difference is exactly 0, and within noise
+    control = saved["claims"][0]["differences"]
+    assert {"contrast_kept", "invented_contrast", "psnr_abdomen"} <= set(control)
+    for metric, entry in control.items():
+        assert entry["value"] == pytest.approx(0.0, abs=1e-12), metric
+        assert "within noise" in entry["verdict"] and "finetune_control" in entry["verdict"]
+
+
+def test_cases_npz_recomputes_the_reported_values(evaluated):
+    _, workdir, _ = evaluated
+    saved = json.loads((workdir / "eval" / "metrics.json").read_text())
+    with np.load(workdir / "eval" / evaluate.CASES_FILE) as npz:
+        cases = {key: npz[key] for key in npz.files}
+    assert "finetune_control" in set(cases["sets"])
+    assert len(cases["pair_index"]) == saved["matched_pairs"] == len(cases["pair_sign"])
+    s = cases["pair_sign"]
+    denominator = np.sum(s * (cases["ndct.twin_present_hu"] - cases["ndct.twin_absent_hu"]))
+    for name in ("ldct", "pretrain", "finetune"):
+        kept = np.sum(s * (cases[f"{name}.twin_present_hu"] - cases[f"{name}.twin_absent_hu"]))
+        invented = np.sum(s * (cases[f"{name}.twin_absent_hu"] - cases["ndct.twin_absent_hu"]))
+        result = saved["sets"][name]
+        assert result["contrast_kept"]["value"] == pytest.approx(kept / denominator)
+        assert result["invented_contrast"]["value"] == pytest.approx(invented / denominator)
+        assert result["abdomen"]["psnr"]["value"] == pytest.approx(
+            cases[f"{name}.psnr_abdomen"].mean())
+        assert len(cases[f"{name}.ssim_abdomen"]) == saved["test_slices"]
+
+
+def test_summary_table_has_the_twin_columns_and_flags(evaluated):
+    import copy
+
+    from ldct_tf.report import summary_table
+
+    _, _, report = evaluated
+    table = summary_table(report)
+    assert "contrast kept (twins)" in table and "invented at sham" in table
+    flagged = copy.deepcopy(report)
+    flagged["sets"]["pretrain"]["invented_contrast"].update(value=0.3, outside_tolerance=True)
+    assert "outside +-0.1" in summary_table(flagged).splitlines()[-1]
+    assert "pretrain" in summary_table(flagged).splitlines()[-1]

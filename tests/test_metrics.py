@@ -102,3 +102,31 @@ def test_uniform_rois_lie_in_soft_tissue():
     assert corners
     for r, c in corners:
         assert (image[r:r + 16, c:c + 16] == 50.0).all()
+
+
+def test_disk_mean_is_the_core_of_a_drawn_disk(rng):
+    image = rng.normal(0, 5, (40, 40))
+    rr, cc = np.ogrid[:40, :40]
+    core = np.hypot(rr - 20.3, cc - 17.6) <= 0.6 * 6.0
+    assert metrics.disk_mean_hu(image, 20.3, 17.6, 6.0) == pytest.approx(image[core].mean())
+    # a disk too small to hold a pixel centre reads the nearest pixel
+    assert metrics.disk_mean_hu(image, 20.4, 17.6, 0.5) == pytest.approx(image[20, 18])
+
+
+def test_twin_ratios_in_bootstrap_form_equal_the_resampled_cases(rng):
+    n = 12
+    sign = rng.choice([-1.0, 1.0], n)
+    ndct_a = rng.normal(40, 5, n)
+    ndct_p = ndct_a + sign * rng.uniform(30, 60, n)
+    img_a, img_p = ndct_a + rng.normal(0, 3, n), ndct_p + rng.normal(0, 3, n)
+    s = sign
+    kept = np.sum(s * (img_p - img_a)) / np.sum(s * (ndct_p - ndct_a))
+    assert metrics.twin_contrast_kept(img_p, img_a, ndct_p, ndct_a, sign) == pytest.approx(kept)
+    invented = np.sum(s * (img_a - ndct_a)) / np.sum(s * (ndct_p - ndct_a))
+    assert metrics.twin_invented_contrast(img_a, ndct_p, ndct_a, sign) == pytest.approx(invented)
+    draws = rng.integers(0, n, (5, n))
+    counts = np.array([np.bincount(d, minlength=n) for d in draws])
+    in_bulk = metrics.twin_contrast_kept(img_p, img_a, ndct_p, ndct_a, sign, weights=counts)
+    one_by_one = [metrics.twin_contrast_kept(img_p[d], img_a[d], ndct_p[d], ndct_a[d], sign[d])
+                  for d in draws]
+    np.testing.assert_allclose(in_bulk, one_by_one)

@@ -31,19 +31,39 @@ def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
     assert set(_statuses(first).values()) == {"ran"}
     for artefact in ("records/stats.json", "classifier/model.keras", "records_with_mask/stats.json",
                      "denoiser/pretrain/model.keras", "denoiser/finetune/model.keras",
-                     "eval/metrics.json", "eval/report.md", "manifest.json"):
+                     "denoiser/finetune_control/model.keras", "eval/metrics.json",
+                     "eval/report.md", "manifest.json"):
         assert (workdir / artefact).exists(), artefact
     assert (tmp_path / "saved_models" / "ldct_denoiser" / "1" / "saved_model.pb").exists()
     manifest = json.loads((workdir / "manifest.json").read_text())
-    assert manifest["packages"]["tensorflow"] and len(manifest["steps"]) == 7
+    assert manifest["packages"]["tensorflow"] and len(manifest["steps"]) == 8
 
     second = local_runner.run(_config(tmp_path), workdir)
     assert set(_statuses(second).values()) == {"cached"}
 
     third = local_runner.run(_config(tmp_path, "finetune.learning_rate=3e-4"), workdir)
     ran = {name for name, status in _statuses(third).items() if status == "ran"}
-    assert ran == {"finetune", "evaluate", "export"}
+    assert ran == {"finetune", "finetune_control", "evaluate", "export"}
     assert (tmp_path / "saved_models" / "ldct_denoiser" / "2").exists()
+    metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert metrics["claim"]["a"] == "finetune" and metrics["claim"]["b"] == "finetune_control"
+
+    study = local_runner.run_seeds(_config(tmp_path, "finetune.learning_rate=3e-4"), workdir, 2)
+    seed_dir = local_runner.seed_workdir(workdir, 1)
+    assert (seed_dir / "records").is_symlink() and (seed_dir / "classifier").is_symlink()
+    for artefact in ("denoiser/pretrain/model.keras", "denoiser/finetune/model.keras",
+                     "denoiser/finetune_control/model.keras", "eval/metrics.json"):
+        assert (seed_dir / artefact).exists(), artefact
+    seed_metrics = json.loads((seed_dir / "eval" / "metrics.json").read_text())
+    assert "bm3d" in seed_metrics["skipped"] and "gaussian" in seed_metrics["skipped"]
+    assert study["n_seeds"] == 2 and study["train_seeds"] == [0, 1]
+    assert (workdir / "seeds" / "summary.md").exists()
+    assert (workdir / "seeds" / "figures" / "tradeoff.png").exists()
+    # the seeds' networks differ (different initialisation and patch order)
+    import keras
+    a = keras.models.load_model(workdir / "denoiser" / "pretrain" / "model.keras").get_weights()
+    b = keras.models.load_model(seed_dir / "denoiser" / "pretrain" / "model.keras").get_weights()
+    assert any(not (x == y).all() for x, y in zip(a, b))
 
     (workdir / "classifier" / "model.keras").unlink()
     with pytest.raises(LdctError, match="step cam failed: classifier model .* not found"):
@@ -66,7 +86,7 @@ def test_fingerprints_change_downstream_only():
     after = local_runner.fingerprints(config.replace(cam=config.cam.__class__(method="layercam")),
                                       steps)
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"cam", "finetune", "evaluate", "export"}
+    assert changed == {"cam", "finetune", "finetune_control", "evaluate", "export"}
 
 
 def test_finetune_mode_in_the_config_changes_nothing_the_runner_sets_itself():
