@@ -27,6 +27,9 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
 def test_presets_load(preset):
     config = load_config(f"pipelines/configs/{preset}.toml")
     assert config.data.dose_fraction == 0.25
+    # the 10 % dose variant the README's second table uses
+    assert load_config(f"pipelines/configs/{preset}.toml",
+                       ["data.dose_fraction=0.1"]).data.dose_fraction == 0.1
     if preset == "paper":
         assert (config.model.filters, config.model.kernel_size, config.input.patch_size) == (
             96, 5, 64)
@@ -43,6 +46,19 @@ def test_presets_load(preset):
     (["scanner.filter_name=\"butterworth\""], r"filter_name: must be one of"),
     (["input.deterministic=1"], r"deterministic: must be true or false"),
     (["n_series=3"], r"must look like section.key=value"),
+    (["data.seed=-1"], r"\[data\] seed: must be >= 0, got -1"),
+    (["train.seed=-2"], r"\[train\] seed: must be >= 0, got -2"),
+    (["pretrain.learning_rate=inf"], r"\[pretrain\] learning_rate: must be a finite number > 0"),
+    (["finetune.weight=\"lesion\""], r"\[finetune\] weight: must be one of map, uniform, oracle"),
+    (["finetune.weight_form=\"linear\""], r"\[finetune\] weight_form: must be one of boost"),
+    (["finetune.boost=-1"], r"\[finetune\] boost: must be a finite number >= 0, got -1"),
+    (["finetune.gamma=0"], r"\[finetune\] gamma: must be a finite number > 0"),
+    (["finetune.lesion_patch_fraction=1.5"], r"lesion_patch_fraction: must be in \[0, 1\]"),
+    (["finetune.lr_schedule=\"step\""], r"lr_schedule: must be one of cosine, constant"),
+    (["finetune.checkpoint=\"first\""], r"checkpoint: must be one of last, best"),
+    (["cam.normalize=\"softmax\""], r"\[cam\] normalize: must be one of global, minmax, max"),
+    (["cam.min_classifier_auc=2"], r"min_classifier_auc: must be in \[0, 1\]"),
+    (["pipeline.seeds=0"], r"\[pipeline\] seeds: must be >= 1, got 0"),
 ])
 def test_bad_values_name_the_key_and_the_rule(overrides, match):
     with pytest.raises(ConfigError, match=match):

@@ -166,3 +166,18 @@ def test_every_variant_has_its_own_directory_and_the_runner_pairs_method_with_co
     assert {"finetune", "finetune_control", "finetune_oracle"} <= set(names)
     assert names.index("finetune_control") < names.index("evaluate")
 
+
+
+@pytest.mark.parametrize("phase", ["finetune_control", "finetune_oracle"])
+def test_train_command_selects_the_variant(masked_tiny, tmp_path, phase):
+    from ldct_tf import train
+    from ldct_tf.errors import LdctError
+
+    _, workdir, _ = masked_tiny
+    fresh = tmp_path / "w"
+    shutil.copytree(workdir / records.RECORDS_WITH_MASK_DIR, fresh / records.RECORDS_WITH_MASK_DIR)
+    with pytest.raises(LdctError, match=r"pretrain/model.keras not found.*--phase pretrain"):
+        train.main(["--phase", phase, "--workdir", str(fresh), "--config",
+                    str(workdir / "config.toml")])
+    written = (fresh / "denoiser" / phase / "config.toml").read_text()
+    assert f'weight = "{"uniform" if phase == "finetune_control" else "oracle"}"' in written
