@@ -355,11 +355,11 @@ class FinetuneConfig:
     mode: str = "weighted"
     weight: str = "map"
     weight_form: str = "boost"
-    boost: float = 50.0
+    boost: float = 1000.0
     gamma: float = 1.0
     weight_floor: float = 0.2
     lesion_patch_fraction: float = 0.75
-    epochs: int = 5
+    epochs: int = 6
     learning_rate: float = 5e-4
     lr_schedule: str = "cosine"
     checkpoint: str = "last"
@@ -379,7 +379,8 @@ class FinetuneConfig:
         if not (math.isfinite(self.gamma) and self.gamma > 0):
             _fail(s, "gamma", f"must be a finite number > 0, got {self.gamma}")
         if not 0 <= self.lesion_patch_fraction <= 1:
-            _fail(s, "lesion_patch_fraction", f"must be in [0, 1], got {self.lesion_patch_fraction}")
+            _fail(s, "lesion_patch_fraction",
+                  f"must be in [0, 1], got {self.lesion_patch_fraction}")
 
     @property
     def variant(self) -> str:

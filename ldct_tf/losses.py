@@ -20,8 +20,8 @@ def mse(y_true, y_pred):
     return tf.reduce_mean(tf.square(diff))
 
 
-def map_weights(activation_map, form: str = "boost", *, boost: float = 50.0, gamma: float = 1.0,
-                floor: float = 0.2):
+def map_weights(activation_map, form: str = "boost", *, boost: float = 1000.0,
+                gamma: float = 1.0, floor: float = 0.2):
     """Pixel weights from the activation map A in [0, 1], applied once, by the input pipeline.
 
     - ``"boost"``: ``w = 1 + boost * A^gamma``. Every pixel keeps weight 1 (noise is still
