@@ -253,12 +253,30 @@ def run(config: Config, workdir: Path) -> dict:
           f"{test['peak_within_1_5R']} (goal >= {PEAK_WITHIN_GOAL}), mass within 1.5 R "
           f"{test['mass_within_1_5R']}, lesion-to-body ratio {test['lesion_to_body_ratio_mean']}; "
           f"records -> {target}; figure -> {figure}")
+    _check_maps(per_split, config.cam.min_peak_within, target)
     peak = test["peak_within_1_5R"]
     if peak is not None and peak < PEAK_WITHIN_WARN:
         print(f"cam: WARNING: the test maps peak within 1.5 lesion radii on only {peak:.0%} of "
               "lesion-present slices: the fine-tune weight will mostly miss the lesions; train a "
               "better classifier before fine-tuning on these maps", flush=True)
     return summary
+
+
+def _check_maps(per_split: dict, minimum: float, target: Path) -> None:
+    """The second gate: maps that miss the lesions on val (train when val has no lesion slice)
+    are removed and the step stops, so no fine-tune trains on them; the summary and figure stay
+    for inspection."""
+    split = "val" if per_split.get("val", {}).get("peak_within_1_5R") is not None else "train"
+    peak = per_split.get(split, {}).get("peak_within_1_5R")
+    if not minimum or peak is None or peak >= minimum:
+        return
+    records.remove_shards(target)
+    for name in ("stats.json", "schema.json", "quarantine.json"):  # nothing says "done" now
+        (target / name).unlink(missing_ok=True)
+    raise LdctError(f"the {split} maps peak within 1.5 lesion radii on only {peak:.0%} of lesion "
+                    f"slices (cam.min_peak_within {minimum:.0%}): they would weight noise, not "
+                    "lesions; train a better classifier (more classifier.epochs or series) or pass "
+                    "--set cam.min_peak_within=0 to use them anyway")
 
 
 def _train_maps_and_scale(source: Path, visualizer, layer: str,

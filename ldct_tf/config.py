@@ -256,6 +256,10 @@ class CamConfig:
     batch_size: slices per tf-keras-vis call (batched calls keep its eager overhead small).
     min_classifier_auc: the classifier's val AUC (NDCT patch task) below which its maps are noise:
       cam stops with a message instead of writing them (0 disables the check).
+    min_peak_within: the share of val lesion slices (train without val) whose map peaks within 1.5
+      lesion radii, below which the maps miss the lesions: cam stops and removes the maps it wrote
+      (0 disables the check). A small val split can pass the AUC check by luck; this one looks at
+      the maps themselves.
     """
 
     method: str = "gradcam"
@@ -264,6 +268,7 @@ class CamConfig:
     upsample: str = "bilinear"
     batch_size: int = 8
     min_classifier_auc: float = 0.7
+    min_peak_within: float = 0.3
 
     def __post_init__(self):
         if self.method not in CAM_METHODS:
@@ -277,6 +282,8 @@ class CamConfig:
             _fail("cam", "batch_size", f"must be >= 1, got {self.batch_size}")
         if not 0 <= self.min_classifier_auc <= 1:
             _fail("cam", "min_classifier_auc", f"must be in [0, 1], got {self.min_classifier_auc}")
+        if not 0 <= self.min_peak_within <= 1:
+            _fail("cam", "min_peak_within", f"must be in [0, 1], got {self.min_peak_within}")
 
 
 ARCHITECTURES = ("redcnn", "unet")

@@ -220,6 +220,20 @@ def test_cam_run_stops_at_the_gate(trained_tiny, tmp_path):
     assert not (tmp_path / records.RECORDS_WITH_MASK_DIR).exists()  # nothing written
 
 
+def test_cam_run_removes_maps_that_miss_the_lesions(trained_tiny, tmp_path):
+    config, workdir, _ = trained_tiny
+    for name in (records.RECORDS_DIR, "classifier"):
+        shutil.copytree(workdir / name, tmp_path / name)
+    # the tiny classifier is near chance; a minimum of 100 % fails unless every map peaks at its lesion
+    strict = config.replace(cam=dataclasses.replace(config.cam, min_peak_within=1.0))
+    with pytest.raises(LdctError, match=r"maps peak within 1.5 lesion radii on only \d+% .*"
+                                        r"cam.min_peak_within=0") as caught:
+        cam.run(strict, tmp_path)
+    assert "\n" not in str(caught.value)
+    assert not list((tmp_path / records.RECORDS_WITH_MASK_DIR).glob("*.tfrecord"))
+    assert (tmp_path / "cam" / "summary.json").exists()  # kept for inspection
+
+
 def test_missing_classifier_names_path_and_command(tiny_run, tmp_path):
     config, _ = tiny_run
     with pytest.raises(LdctError, match=r"classifier/model.keras not found.*--phase classifier"):
@@ -228,3 +242,20 @@ def test_missing_classifier_names_path_and_command(tiny_run, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "prepare" in result.stderr  # no records yet: the first missing thing is named
+
+
+@pytest.mark.parametrize("per_split, minimum, raises", [
+    ({"train": {"peak_within_1_5R": 0.9}, "val": {"peak_within_1_5R": 0.2}}, 0.3, "val"),
+    ({"train": {"peak_within_1_5R": 0.2}, "val": {"peak_within_1_5R": None}}, 0.3, "train"),
+    ({"train": {"peak_within_1_5R": 0.1}, "val": {"peak_within_1_5R": 0.3}}, 0.3, None),
+    ({"train": {"peak_within_1_5R": 0.0}, "val": {"peak_within_1_5R": 0.0}}, 0.0, None),
+])
+def test_map_gate_reads_val_then_train(tmp_path, per_split, minimum, raises):
+    (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+    if raises is None:
+        cam._check_maps(per_split, minimum, tmp_path)
+        assert (tmp_path / "train-00000-of-00001.tfrecord").exists()
+    else:
+        with pytest.raises(LdctError, match=f"the {raises} maps peak"):
+            cam._check_maps(per_split, minimum, tmp_path)
+        assert not (tmp_path / "train-00000-of-00001.tfrecord").exists()
