@@ -316,6 +316,10 @@ class ModelConfig:
 
 FINETUNE_MODES = ("weighted", "pairs")
 FINETUNE_WEIGHTS = ("map", "uniform", "oracle")
+# Fine-tune variants: name (its denoiser/ folder, train phase and pipeline step) ->
+# (finetune.mode, finetune.weight). The one table the train command and the runner share.
+FINETUNE_VARIANTS = {"finetune": ("weighted", "map"), "finetune_control": ("weighted", "uniform"),
+                     "finetune_oracle": ("weighted", "oracle"), "finetune_pairs": ("pairs", "map")}
 WEIGHT_FORMS = ("boost", "floor")
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -394,8 +398,13 @@ class FinetuneConfig:
         """The output name: finetune, finetune_control, finetune_oracle or finetune_pairs."""
         if self.mode == "pairs":
             return "finetune_pairs"
-        return {"map": "finetune", "uniform": "finetune_control",
-                "oracle": "finetune_oracle"}[self.weight]
+        return next(name for name, (mode, weight) in FINETUNE_VARIANTS.items()
+                    if (mode, weight) == ("weighted", self.weight))
+
+    def as_variant(self, name: str) -> "FinetuneConfig":
+        """This section with the mode and weight of variant ``name`` (`FINETUNE_VARIANTS`)."""
+        mode, weight = FINETUNE_VARIANTS[name]
+        return dataclasses.replace(self, mode=mode, weight=weight)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,10 @@ from __future__ import annotations
 import sys
 
 from ldct_tf import cli
+from ldct_tf.config import FINETUNE_VARIANTS
 from ldct_tf.errors import run_cli
 
-# Fine-tune variants: the overrides that select them (see `ldct_tf.config.FinetuneConfig`).
-VARIANTS = {"finetune": [], "finetune_control": ['finetune.weight="uniform"'],
-            "finetune_oracle": ['finetune.weight="oracle"'],
-            "finetune_pairs": ['finetune.mode="pairs"']}
-PHASES = ("classifier", "pretrain", *VARIANTS)
+PHASES = ("classifier", "pretrain", *FINETUNE_VARIANTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                              "Train one model of the method (classifier, pretrain, a finetune variant).")
     parser.add_argument("--phase", required=True, choices=PHASES)
     args = parser.parse_args(argv)
-    config, workdir = cli.resolve(args, VARIANTS.get(args.phase, []))
+    config, workdir = cli.resolve(args)
+    if args.phase in FINETUNE_VARIANTS:  # the phase names the variant, whatever the config says
+        config = config.replace(finetune=config.finetune.as_variant(args.phase))
     if args.phase == "classifier":
         from ldct_tf import classifier_training
 
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         from ldct_tf import denoiser_training
 
         denoiser_training.run(config, workdir,
-                              "finetune" if args.phase in VARIANTS else args.phase)
+                              "finetune" if args.phase in FINETUNE_VARIANTS else args.phase)
     return 0
 
 

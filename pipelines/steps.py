@@ -6,14 +6,13 @@ Wiring only; every algorithm lives in ``ldct_tf``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ldct_tf import records
-from ldct_tf.config import Config
+from ldct_tf.config import FINETUNE_VARIANTS, Config
 
 
 @dataclass(frozen=True)
@@ -49,20 +48,16 @@ def _export(phase: str):
     return run
 
 
-def _variant(mode: str, weight: str):
-    return lambda config: config.replace(
-        finetune=dataclasses.replace(config.finetune, mode=mode, weight=weight))
+def _variant(name: str):
+    return lambda config: config.replace(finetune=config.finetune.as_variant(name))
 
 
 def _exists(*parts: str):
     return lambda workdir, record: Path(workdir, *parts).exists()
 
 
-# Fine-tune variants: step name -> (finetune.mode, finetune.weight).
-VARIANTS = {"finetune": ("weighted", "map"), "finetune_control": ("weighted", "uniform"),
-            "finetune_oracle": ("weighted", "oracle"), "finetune_pairs": ("pairs", "map")}
-STEPS = ("prepare", "classifier", "cam", "pretrain", *VARIANTS, "evaluate", "export")
-TRAINING_STEPS = ("pretrain", *VARIANTS, "evaluate")  # what a seed study repeats per seed
+STEPS = ("prepare", "classifier", "cam", "pretrain", *FINETUNE_VARIANTS, "evaluate", "export")
+TRAINING_STEPS = ("pretrain", *FINETUNE_VARIANTS, "evaluate")  # what a seed study repeats
 
 
 def steps_for(config: Config) -> list[Step]:
@@ -74,8 +69,7 @@ def steps_for(config: Config) -> list[Step]:
         wanted.add("finetune_oracle")
     if "pairs" in config.pipeline.finetune_modes:
         wanted.add("finetune_pairs")
-    tuned = [(name, VARIANTS[name]) for name in VARIANTS if name in wanted]
-    tuned_names = tuple(name for name, _ in tuned)
+    tuned_names = tuple(name for name in FINETUNE_VARIANTS if name in wanted)
     steps = [
         Step("prepare", ("data", "scanner", "lesion"), (), _call("prepare"),
              _exists(records.RECORDS_DIR, "stats.json")),
@@ -89,7 +83,7 @@ def steps_for(config: Config) -> list[Step]:
     ]
     steps += [Step(name, ("model", "finetune", "input", "train"), ("pretrain", "cam"),
                    _call("denoiser_training", "finetune"), _exists("denoiser", name, "model.keras"),
-                   configure=_variant(*variant)) for name, variant in tuned]
+                   configure=_variant(name)) for name in tuned_names]
     steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "pretrain",
                                                   *tuned_names),
                       _call("evaluate"), _exists("eval", "metrics.json")))

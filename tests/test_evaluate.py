@@ -17,6 +17,9 @@ def evaluated(denoisers_tiny, tmp_path_factory):
     config, source = denoisers_tiny
     workdir = tmp_path_factory.mktemp("evaluated") / "run"
     shutil.copytree(source, workdir)
+    # only the networks this fixture promises: other tests may have added variants to the source
+    for extra in ("finetune_control", "finetune_oracle", "finetune_pairs"):
+        shutil.rmtree(workdir / "denoiser" / extra, ignore_errors=True)
     shutil.copytree(workdir / "denoiser" / "finetune", workdir / "denoiser" / "finetune_control")
     config = config.replace(evaluate=config.evaluate.__class__(resamples=50, bm3d=False,
                                                                cho_splits=2))

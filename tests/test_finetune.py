@@ -177,7 +177,8 @@ def test_train_command_selects_the_variant(masked_tiny, tmp_path, phase):
     fresh = tmp_path / "w"
     shutil.copytree(workdir / records.RECORDS_WITH_MASK_DIR, fresh / records.RECORDS_WITH_MASK_DIR)
     with pytest.raises(LdctError, match=r"pretrain/model.keras not found.*--phase pretrain"):
+        # the phase names the variant even against the config's own mode
         train.main(["--phase", phase, "--workdir", str(fresh), "--config",
-                    str(workdir / "config.toml")])
+                    str(workdir / "config.toml"), "--set", 'finetune.mode="pairs"'])
     written = (fresh / "denoiser" / phase / "config.toml").read_text()
     assert f'weight = "{"uniform" if phase == "finetune_control" else "oracle"}"' in written
