@@ -134,8 +134,7 @@ def normalize_maps(maps: np.ndarray, how: str, scale: float | None = None) -> np
 def lesion_to_body_ratio(mask: np.ndarray, ndct_hu: np.ndarray, row: float, col: float,
                          radius_px: float) -> float | None:
     """Mean map inside the lesion disc over the mean map over the body (NDCT > -500 HU)."""
-    rr, cc = np.ogrid[:mask.shape[0], :mask.shape[1]]
-    disc = np.hypot(rr - row, cc - col) <= radius_px
+    disc = _near_lesion(mask.shape, row, col, radius_px, 1.0)
     body = ndct_hu > BODY_HU
     body_mean = mask[body].mean() if body.any() else 0.0
     return float(mask[disc].mean() / body_mean) if disc.any() and body_mean > 0 else None

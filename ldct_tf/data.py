@@ -122,8 +122,7 @@ def oracle_map(height, width, row, col, radius_px, label):
     rows = tf.cast(tf.range(height), tf.float32)[:, None] - tf.cast(row, tf.float32)
     cols = tf.cast(tf.range(width), tf.float32)[None, :] - tf.cast(col, tf.float32)
     r = tf.sqrt(rows ** 2 + cols ** 2)
-    edge = tf.cast(radius_px, tf.float32) + ORACLE_MARGIN_PX
-    disk = 0.5 * tf.math.erfc((r - edge) / (2.0 ** 0.5 * 0.5))
+    disk = _disk_profile(r, tf.cast(radius_px, tf.float32) + ORACLE_MARGIN_PX)
     return (disk * tf.cast(label, tf.float32))[..., None]
 
 
@@ -279,11 +278,16 @@ def lesion_patterns(size: int, row, col, radius_px, contrast_hu, profile: str):
                 + (grid[None, None, :] - col[:, None, None]) ** 2)
     radius = tf.cast(radius_px, tf.float32)[:, None, None]
     if profile == "disk":
-        weight = 0.5 * tf.math.erfc((r - radius) / (2.0 ** 0.5 * 0.5))
+        weight = _disk_profile(r, radius)
     else:
         sigma = radius / tf.sqrt(2.0 * tf.math.log(2.0))
         weight = tf.exp(-r ** 2 / (2.0 * sigma ** 2))
     return tf.cast(contrast_hu, tf.float32)[:, None, None] * weight
+
+
+def _disk_profile(r, radius):
+    """`ldct_tf.lesions`' disk: 1 inside ``radius``, an erfc edge of 0.5 px (r in pixels)."""
+    return 0.5 * tf.math.erfc((r - radius) / (2.0 ** 0.5 * 0.5))
 
 
 def _random_corners(seed, count, height, width, size):

@@ -42,7 +42,7 @@ from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.inference import for_inference
 from ldct_tf.preprocessing import denormalize_hu, normalize_hu
-from ldct_tf.report import COMPARISONS, label
+from ldct_tf.report import COMPARISONS, jsonable, label
 
 EVAL_DIR = "eval"
 CASES_FILE = "cases.npz"
@@ -254,7 +254,7 @@ def run(config: Config, workdir: Path) -> dict:
         "conventions": _conventions(config),
         "seconds": round(time.time() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(jsonable(report), indent=2) + "\n")
     write_cases(out / CASES_FILE, test, cases)
     from ldct_tf import report as report_writer
 
@@ -280,7 +280,7 @@ def write_cases(path: Path, test: Slices, cases: dict) -> None:
     pairs = _pairs(test)
     arrays = {"sets": np.array(list(cases), dtype=str), "n_slices": np.array(len(test.ldct)),
               "pair_index": np.array(pairs, dtype=np.int64).reshape(-1, 2),
-              "pair_sign": _twin_reference(test, pairs)[:, 2],
+              "pair_sign": _twin_signs(test, pairs),
               "present_index": np.array([i for i, lab in enumerate(test.label) if lab == 1],
                                         dtype=np.int64)}
     for name, case in cases.items():
@@ -391,10 +391,14 @@ def _twin_means(images, test: Slices, pairs) -> np.ndarray:
                       for i in (p, a)] for p, a in pairs], dtype=np.float64).reshape(-1, 2)
 
 
+def _twin_signs(test: Slices, pairs) -> np.ndarray:
+    """[pairs]: the sign of each twin pair's lesion contrast."""
+    return np.array([math.copysign(1.0, test.lesion[p][3]) for p, _ in pairs], np.float64)
+
+
 def _twin_reference(test: Slices, pairs) -> np.ndarray:
     """[pairs, 3]: NDCT's twin means (`_twin_means`) and the sign of each lesion's contrast."""
-    signs = np.array([math.copysign(1.0, test.lesion[p][3]) for p, _ in pairs], np.float64)
-    return np.column_stack([_twin_means(test.ndct, test, pairs), signs])
+    return np.column_stack([_twin_means(test.ndct, test, pairs), _twin_signs(test, pairs)])
 
 
 def _twin_measure(metric: str, case: dict | None, resamples, rng) -> dict:
@@ -601,18 +605,6 @@ def _conventions(config: Config) -> dict:
         "intervals": f"95 % percentile bootstrap, {config.evaluate.resamples} resamples of test "
                      "slices (or matched pairs)",
     }
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _progress(message: str) -> None:

@@ -149,7 +149,8 @@ def lesion_contrast_hu(hu: np.ndarray, row: float, col: float, radius_px: float,
     """Mean inside ``inner`` radii of the lesion minus the mean of the ring at ``ring`` radii."""
     rr, cc = np.ogrid[:hu.shape[0], :hu.shape[1]]
     r = np.hypot(rr - row, cc - col) / radius_px
-    return float(hu[r <= inner].mean() - hu[(r >= ring[0]) & (r <= ring[1])].mean())
+    return disk_mean_hu(hu, row, col, radius_px, inner) - float(
+        hu[(r >= ring[0]) & (r <= ring[1])].mean())
 
 
 def disk_mean_hu(hu: np.ndarray, row: float, col: float, radius_px: float,

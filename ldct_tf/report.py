@@ -2,7 +2,7 @@
 figures in ``eval/figures/`` (lesion ROIs, line profiles, edge profiles, difference images, bar
 plots with intervals, noise power spectra, activation-map overlays).
 
-Also the names every reader shares (`ORDER`, `label`, `COMPARISONS`): the evaluation and the seed
+Also the names every reader shares (`ORDER`, `label`, `COMPARISONS`, `jsonable`): the evaluation and the seed
 study import them from here, which needs neither TensorFlow nor matplotlib.
 """
 
@@ -37,6 +37,20 @@ COMPARISONS = (
      "for a map; never the method)"),
     ("finetune_pairs", "pretrain", "the paper's literal LDCT*A -> NDCT*A form against plain MSE"),
 )
+
+
+def jsonable(value):
+    """``value`` with NumPy scalars made plain and non-finite floats made None (JSON has no NaN):
+    what ``metrics.json`` and the seed study's ``summary.json`` are written from."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def label(name: str) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ldct_tf import metrics
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.report import COMPARISONS, ORDER, label
+from ldct_tf.report import COMPARISONS, ORDER, jsonable, label
 
 EVAL_DIR, METRICS_FILE, CASES_FILE = "eval", "metrics.json", "cases.npz"  # as ldct_tf.evaluate
 SET_METRICS = ("psnr_abdomen", "ssim_abdomen", "contrast_kept", "invented_contrast",
@@ -259,7 +259,7 @@ def aggregate(workdirs: list[Path], out: Path, resamples: int = 1000, seed: int 
     (out / "figures").mkdir(parents=True, exist_ok=True)
     summary["figures"] = {"tradeoff": str(tradeoff_figure(seeds, out / "figures" /
                                                           "tradeoff.png").relative_to(out))}
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     return summary
 
@@ -376,18 +376,6 @@ def markdown(summary: dict) -> str:
               "Abdomen PSNR against contrast kept on the matched twins, one point per network and "
               "seed (bars: that seed's 95 % interval over test cases).", ""]
     return "\n".join(lines)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
