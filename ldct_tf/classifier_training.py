@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import cli, data, features as F, metrics, records
-from ldct_tf.config import Config
+from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import build_classifier
 from ldct_tf.precision import policy_scope
@@ -61,25 +61,44 @@ def load_classifier(workdir: Path) -> keras.Model:
 def run(config: Config, workdir: Path) -> dict:
     """Train, keep the best checkpoint, measure test AUC; return ``metrics.json`` as a dict."""
     cfg = config.classifier
+    return train_patch_classifier(
+        config, workdir, out_dir=CLASSIFIER_DIR, log_dir="classifier", seed=config.data.seed,
+        epochs=cfg.epochs, use_ldct=cfg.use_ldct,
+        lesions=config.lesion if cfg.insert_lesions else None)
+
+
+def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_dir: str, seed: int,
+                           epochs: int, use_ldct: bool, lesions: LesionConfig | None,
+                           extra: dict | None = None) -> dict:
+    """Train a ``[classifier]`` network on the patch task into ``<workdir>/<out_dir>``; return (and
+    write) its ``metrics.json``, with ``extra`` appended.
+
+    One body for every lesion classifier of the method (the map classifier and the observer of
+    `ldct_tf.observer_training`), so they differ only in what is passed here: ``seed`` fixes the
+    initial weights and the patches (training at ``seed``, val and test at ``seed + 7``),
+    ``use_ldct`` adds LDCT training patches to the NDCT ones, and ``lesions`` (None: none) the
+    ranges of the lesions inserted at the sham sites of the training slices. TensorBoard logs go
+    to ``<workdir>/logs/<log_dir>``.
+    """
+    cfg = config.classifier
     workdir = Path(workdir)
-    out = workdir / CLASSIFIER_DIR
+    out = workdir / out_dir
     out.mkdir(parents=True, exist_ok=True)
     cli.save_config(config, workdir, out)
     rec = workdir / records.RECORDS_DIR
     sizes = records.split_sizes(rec)
     if not sizes["train"]:
         raise LdctError(f"the train split of {rec} is empty; prepare more series")
-    keras.utils.set_random_seed(config.data.seed)
+    keras.utils.set_random_seed(seed)
 
     def patches(split, key, training):
         return data.make_lesion_patches(
             records.pattern(rec, split), key, cfg.patch_size,
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
-            cfg.batch_size, seed=config.data.seed + (0 if training else 7),
-            insert_lesions=config.lesion if cfg.insert_lesions else None)
+            cfg.batch_size, seed=seed + (0 if training else 7), insert_lesions=lesions)
 
     train = patches("train", F.NDCT, True)
-    if cfg.use_ldct:
+    if use_ldct:
         train = train.concatenate(patches("train", F.LDCT, True))
     val = patches("val", F.NDCT, False) if sizes["val"] else None
     # Val loss, not val AUC, picks the checkpoint: on a small val split AUC saturates at 1.0
@@ -97,7 +116,7 @@ def run(config: Config, workdir: Path) -> dict:
                       loss="binary_crossentropy",
                       metrics=[keras.metrics.AUC(name="auc"),
                                keras.metrics.BinaryAccuracy(name="accuracy")])
-        history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False,
+        history = model.fit(train, validation_data=val, epochs=epochs, verbose=2, shuffle=False,
                             callbacks=[
                                 keras.callbacks.ModelCheckpoint(
                                     str(out / MODEL_FILE), monitor=monitor, mode="min",
@@ -106,18 +125,18 @@ def run(config: Config, workdir: Path) -> dict:
                                 # lesions often sits at chance for a while before it learns.
                                 keras.callbacks.EarlyStopping(
                                     monitor=monitor, patience=cfg.patience,
-                                    start_from_epoch=min(cfg.epochs // 2, 10)),
-                                keras.callbacks.TensorBoard(str(workdir / "logs" / "classifier")),
+                                    start_from_epoch=min(epochs // 2, 10)),
+                                keras.callbacks.TensorBoard(str(workdir / "logs" / log_dir)),
                                 keras.callbacks.TerminateOnNaN()])
         best = keras.models.load_model(out / MODEL_FILE)
         result = _evaluate(best, patches, sizes)
-    result.update(training_seconds=round(time.time() - started, 1), epochs=cfg.epochs,
+    result.update(training_seconds=round(time.time() - started, 1), epochs=epochs,
                   epochs_run=len(history.history[monitor]),
                   best_epoch=int(np.argmin(history.history[monitor])) + 1,
                   checkpoint_metric=monitor, patch_size=cfg.patch_size,
-                  trained_on_ldct=cfg.use_ldct, inserted_lesions=cfg.insert_lesions)
+                  trained_on_ldct=use_ldct, inserted_lesions=lesions is not None, **(extra or {}))
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"classifier: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
+    print(f"{out_dir}: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
           f"(patch task, {result['test_patches']} patches); threshold {result['threshold']}; "
           f"model {out / MODEL_FILE}")
     return result

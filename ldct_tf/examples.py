@@ -11,9 +11,10 @@ with any number of workers.
 - paired-dicom: real NDCT/LDCT pairs; the lesion is added to both images.
 
 Train and val slices carry a lesion or not (balanced by `Unit.label_offset`); lesion-absent slices
-record the sham lesion. Test slices come as matched twins sharing a ``pair_id``: the same slice with
-the lesion and without it at the same place (independent noise where the source is simulated), for
-the observer study.
+record the sham lesion (lesions from `[lesion]`). Test slices come as matched twins sharing a
+``pair_id``: the same slice with the lesion and without it at the same place (independent noise
+where the source is simulated), ``lesion_test.pairs_per_slice`` pairs per slice, each at its own
+site, with lesions from `[lesion_test]`: the observer study's task, tuned apart from training's.
 """
 
 from __future__ import annotations
@@ -130,17 +131,22 @@ def _labelled(unit: Unit, config: Config, k: int, anatomy: np.ndarray, spacing, 
     for the absent case); ``twin`` separates the noise of the two test twins.
     """
     series_key = series_key or unit.series_key
-    lesion = lesions.sample_lesion(anatomy, float(np.mean(spacing)),
-                                   slice_rng(config, series_key, k, _LESION),
-                                   **config.lesion.sample_kwargs())
     if unit.split == "test":
-        pair_id = stable_int("pair", config.data.seed, series_key, k)
-        cases = [(1, lesion, 0), (0, lesion.sham(), 1)]
+        # the observer study's task (`[lesion_test]`): matched twins, each pair at its own site
+        cases = []
+        for site in range(config.lesion_test.pairs_per_slice):
+            lesion = lesions.sample_lesion(anatomy, float(np.mean(spacing)),
+                                           slice_rng(config, series_key, k, _LESION, site),
+                                           **config.lesion_test.sample_kwargs())
+            pair_id = stable_int("pair", config.data.seed, series_key, k, site)
+            cases += [(1, lesion, 2 * site, pair_id), (0, lesion.sham(), 2 * site + 1, pair_id)]
     else:
-        pair_id = -1
+        lesion = lesions.sample_lesion(anatomy, float(np.mean(spacing)),
+                                       slice_rng(config, series_key, k, _LESION),
+                                       **config.lesion.sample_kwargs())
         present = (k + unit.label_offset) % 2 == 0
-        cases = [(1, lesion, 0)] if present else [(0, lesion.sham(), 0)]
-    for label, case, twin in cases:
+        cases = [(1, lesion, 0, -1)] if present else [(0, lesion.sham(), 0, -1)]
+    for label, case, twin, pair_id in cases:
         ndct, ldct = make_images(case, twin)
         yield ("example", unit.split, {
             F.LDCT: ldct, F.NDCT: ndct, F.LABEL: label,

@@ -215,6 +215,14 @@ def edge_profile(hu: np.ndarray, row: float, col: float, radius_px: float,
     return sign * (np.asarray(profile) - background)
 
 
+def edge_step(profile: np.ndarray, offsets: np.ndarray = EDGE_OFFSETS_PX) -> float:
+    """The height of a falling edge profile: plateau (mean at offsets <= -2 px) minus floor (mean
+    at offsets >= +2 px), HU. Over NDCT's, it shows amplitude a rise distance cannot see (the rise
+    distance is normalised by each image's own plateau)."""
+    profile = np.asarray(profile, np.float64)
+    return float(np.nanmean(profile[offsets <= -2.0]) - np.nanmean(profile[offsets >= 2.0]))
+
+
 def rise_distance_px(profile: np.ndarray, offsets: np.ndarray = EDGE_OFFSETS_PX) -> float:
     """10-90 % distance (pixels) of a falling edge profile: the plateau is the mean at offsets
     <= -2 px, the floor the mean at offsets >= +2 px. Resolves rise distances up to about 3 px

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from ldct_tf.bootstrap import Clusters, percentile_interval
 from ldct_tf.metrics import auc as empirical_auc
 
 DEFAULT_CHANNELS = 5
@@ -44,6 +45,11 @@ def ideal_channelized_dprime(signal: np.ndarray, channels: np.ndarray, noise_sd:
     return float(np.sqrt(v @ np.linalg.solve(cov, v)))
 
 
+def channel_outputs(rois: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """``[cases, n_channels]``: each ROI ``[cases, size, size]`` projected on the channels."""
+    return rois.reshape(len(rois), -1) @ channels
+
+
 def cho(present: np.ndarray, absent: np.ndarray, channels: np.ndarray, train: np.ndarray
         ) -> dict:
     """Train on the cases where ``train`` is true, test on the rest.
@@ -56,38 +62,102 @@ def cho(present: np.ndarray, absent: np.ndarray, channels: np.ndarray, train: np
     Returns:
       ``{"dprime": ..., "auc": Phi(d'/sqrt 2), "auc_empirical": ...}`` on the test half.
     """
-    vp = present.reshape(len(present), -1) @ channels
-    va = absent.reshape(len(absent), -1) @ channels
-    test = ~train
+    vp, va = channel_outputs(present, channels), channel_outputs(absent, channels)
+    return cho_fit(vp[train], va[train], vp[~train], va[~train])
 
-    def pooled(p, a):
-        return 0.5 * (np.cov(p, rowvar=False) + np.cov(a, rowvar=False))
 
-    template = np.linalg.solve(pooled(vp[train], va[train]) + _ridge(vp[train]),
-                               vp[train].mean(0) - va[train].mean(0))
-    sp, sa = vp[test] @ template, va[test] @ template
-    s_test = pooled(vp[test], va[test])
-    dmean = vp[test].mean(0) - va[test].mean(0)
-    dprime = float(template @ dmean / np.sqrt(template @ s_test @ template))
-    scores = np.concatenate([sp, sa])
-    labels = np.concatenate([np.ones(len(sp)), np.zeros(len(sa))])
-    return {"dprime": dprime, "auc": float(stats.norm.cdf(dprime / np.sqrt(2.0))),
-            "auc_empirical": empirical_auc(scores, labels)}
+def cho_fit(vp_train: np.ndarray, va_train: np.ndarray, vp_test: np.ndarray,
+            va_test: np.ndarray, empirical: bool = True) -> dict:
+    """The CHO on channel outputs: template ``S^-1 dmean`` from the train cases, d' and AUC on
+    the test cases (and the empirical AUC of the test scores unless ``empirical`` is false)."""
+    pooled = _pooled(vp_train, va_train)
+    template = np.linalg.solve(pooled + _ridge(pooled), vp_train.mean(0) - va_train.mean(0))
+    sp, sa = vp_test @ template, va_test @ template
+    dmean = sp.mean() - sa.mean()
+    spread = 0.5 * (np.var(sp, ddof=1) + np.var(sa, ddof=1))  # = w.T S_test w
+    dprime = float(dmean / np.sqrt(spread)) if spread > 0 else float("nan")
+    result = {"dprime": dprime, "auc": float(stats.norm.cdf(dprime / np.sqrt(2.0)))}
+    if empirical:
+        result["auc_empirical"] = empirical_auc(np.concatenate([sp, sa]), np.concatenate(
+            [np.ones(len(sp)), np.zeros(len(sa))]))
+    return result
 
 
 def cho_repeated(present: np.ndarray, absent: np.ndarray, channels: np.ndarray, splits: int,
                  rng: np.random.Generator) -> dict:
-    """Mean of `cho` over ``splits`` random half/half splits of the cases."""
-    n = len(present)
+    """Mean of `cho` over ``splits`` random half/half splits of the cases (every case its own
+    unit; `cho_study` is the form with units and intervals)."""
+    vp, va = channel_outputs(present, channels), channel_outputs(absent, channels)
+    units = np.arange(len(vp))
+    clusters = Clusters.singletons(len(vp))
+    return _split_average(vp, va, clusters, units, splits, rng)
+
+
+def cho_study(present: np.ndarray, absent: np.ndarray, channels: np.ndarray, clusters: Clusters,
+              splits: int, resamples: int, seed: int) -> dict:
+    """The CHO's point value and its bootstrap, both the same estimator.
+
+    Point: the mean over ``splits`` random half/half splits of the *units* (a unit and all its
+    cases on one side: no case, and no twin of a case, in both halves). Bootstrap ``b``: draw the
+    units with replacement (``rng([seed, b])``), split the *distinct* drawn units in halves
+    ``splits`` times (copies stay together) and average the same way. Every set evaluated with the
+    same ``seed`` gets the same draws and splits, so differences between sets are paired
+    (`paired_difference`).
+
+    Returns ``{"dprime", "auc", "auc_empirical"}`` (point), ``"dprime_ci95"``, ``"auc_ci95"``
+    (percentile intervals) and ``"boot"``: ``[resamples, 2]`` bootstrap (d', AUC) values.
+    """
+    vp, va = channel_outputs(present, channels), channel_outputs(absent, channels)
+    point = _split_average(vp, va, clusters, np.arange(clusters.n_units), splits,
+                           np.random.default_rng([seed, 0xC40]))
+    boot = np.full((resamples, 2), np.nan)
+    for b in range(resamples):
+        units = clusters.draw(np.random.default_rng([seed, b]))
+        try:
+            r = _split_average(vp, va, clusters, units, splits,
+                               np.random.default_rng([seed, b, 1]), empirical=False)
+        except np.linalg.LinAlgError:
+            continue
+        boot[b] = r["dprime"], r["auc"]
+    return {**point, "dprime_ci95": list(percentile_interval(boot[:, 0])),
+            "auc_ci95": list(percentile_interval(boot[:, 1])), "boot": boot}
+
+
+def paired_difference(a: dict, b: dict, key: str = "auc") -> dict:
+    """``a - b`` of two `cho_study` results made with the same seed (same draws and splits):
+    the point difference and the percentile interval of the paired bootstrap differences."""
+    column = {"dprime": 0, "auc": 1}[key]
+    diffs = a["boot"][:, column] - b["boot"][:, column]
+    low, high = percentile_interval(diffs)
+    return {"value": float(a[key] - b[key]), "ci95": [low, high]}
+
+
+def _split_average(vp, va, clusters: Clusters, units: np.ndarray, splits: int,
+                   rng: np.random.Generator, empirical: bool = True) -> dict:
+    """Mean CHO over ``splits`` half/half splits of the distinct ``units`` (with their copies)."""
+    distinct, copies = np.unique(units, return_counts=True)
+    if len(distinct) < 4:
+        raise np.linalg.LinAlgError("fewer than 4 distinct units: no train/test split")
     results = []
     for _ in range(splits):
-        train = np.zeros(n, bool)
-        train[rng.permutation(n)[:n // 2]] = True
-        results.append(cho(present, absent, channels, train))
+        order = rng.permutation(len(distinct))
+        half = len(distinct) // 2
+        sides = []
+        for chosen in (order[:half], order[half:]):
+            cases = clusters.cases(np.repeat(distinct[chosen], copies[chosen]))
+            sides.append(cases)
+        train, test = sides
+        results.append(cho_fit(vp[train], va[train], vp[test], va[test], empirical))
     return {key: float(np.mean([r[key] for r in results])) for key in results[0]}
 
 
-def _ridge(v: np.ndarray) -> np.ndarray:
+def _pooled(p: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """The mean of the two classes' sample covariances."""
+    dp, da = p - p.mean(0), a - a.mean(0)
+    return 0.5 * (dp.T @ dp / (len(p) - 1) + da.T @ da / (len(a) - 1))
+
+
+def _ridge(cov: np.ndarray) -> np.ndarray:
     """A tiny diagonal load so a near-singular covariance (few cases) still inverts."""
-    scale = np.trace(np.atleast_2d(np.cov(v, rowvar=False))) / v.shape[1]
-    return 1e-6 * max(scale, 1e-12) * np.eye(v.shape[1])
+    scale = np.trace(cov) / cov.shape[0]
+    return 1e-6 * max(scale, 1e-12) * np.eye(cov.shape[0])

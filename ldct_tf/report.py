@@ -36,6 +36,9 @@ COMPARISONS = (
      "diagnostic: what weighting the true lesion disk adds over uniform weight (an upper bound "
      "for a map; never the method)"),
     ("finetune_pairs", "pretrain", "the paper's literal LDCT*A -> NDCT*A form against plain MSE"),
+    ("ndct", "ldct",
+     "the study's own check: full dose against the low-dose input on the same cases; a study "
+     "that cannot tell these apart cannot tell denoisers apart"),
 )
 
 
@@ -76,13 +79,36 @@ def _invented_cell(entry) -> str:
     return _ci(entry) + (" !" if entry and entry.get("outside_tolerance") else "")
 
 
+def _cho_cell(cho: dict | None, key: str) -> str:
+    if not cho:
+        return "-"
+    return f"{_fmt(cho.get(key))} [{_fmt(cho[key + '_ci95'][0])}, {_fmt(cho[key + '_ci95'][1])}]"
+
+
+def _lroc_cell(r: dict, key: str) -> str:
+    return _ci((r.get("lroc") or {}).get(key))
+
+
+def diagnostic_rows(report: dict) -> list[list[str]]:
+    """One row per set: what a reader would see (lesion contrast, detection, localization)."""
+    rows = []
+    for name in [n for n in ORDER if n in report["sets"]]:
+        r = report["sets"][name]
+        rows.append([label(name), _ci(r.get("contrast_kept")), _cho_cell(r.get("cho"), "dprime"),
+                     _cho_cell(r.get("cho"), "auc"), _lroc_cell(r, "lroc_area"),
+                     _lroc_cell(r, "fraction_localized"),
+                     _ci(r.get("cnn_observer_independent")),
+                     _invented_cell(r.get("invented_contrast"))])
+    return rows
+
+
 def table_rows(report: dict) -> list[list[str]]:
-    """One row per set; a report written before a column existed shows "-" there."""
+    """Fidelity and texture, one row per set; a report written before a column existed shows "-"
+    there."""
     rows = []
     for name in [n for n in ORDER if n in report["sets"]]:
         r = report["sets"][name]
         abdomen, full = r.get("abdomen"), r.get("full_range")
-        cho = r.get("cho") or {}
         rows.append([
             label(name),
             _ci(abdomen["psnr"]) if abdomen else "ref",
@@ -90,19 +116,18 @@ def table_rows(report: dict) -> list[list[str]]:
             _fmt(full["psnr"]["value"]) if full else "ref",
             _fmt(r["noise"]["noise_index_hu"]["value"], 1),
             _ci(r["contrast_recovery"]),
-            _ci(r.get("contrast_kept")),
-            _invented_cell(r.get("invented_contrast")),
             _fmt(r["edge"].get("ratio_to_ndct")),
-            (f"{_fmt(cho.get('auc'))} [{_fmt(cho['auc_ci95'][0])}, {_fmt(cho['auc_ci95'][1])}]"
-             if cho else "-"),
+            _fmt(r["edge"].get("step_ratio_to_ndct")),
             _ci(r.get("classifier_auc")),
         ])
     return rows
 
 
+DIAGNOSTIC_HEADER = ["set", "contrast kept (twins)", "CHO d'", "CHO AUC", "LROC area",
+                     "localized", "independent CNN observer AUC", "invented at sham"]
 HEADER = ["set", "PSNR dB (abdomen)", "SSIM (abdomen)", "PSNR dB (full)", "noise HU",
-          "contrast recovery", "contrast kept (twins)", "invented at sham", "edge rise / NDCT",
-          "CHO AUC", "CNN AUC"]
+          "contrast recovery (ring)", "edge rise / NDCT", "edge step / NDCT",
+          "map classifier AUC (not independent)"]
 
 
 def _flag_note(report: dict) -> str | None:
@@ -116,13 +141,20 @@ def _flag_note(report: dict) -> str | None:
             f"painted where there is no lesion): {', '.join(label(n) for n in flagged)}")
 
 
-def summary_table(report: dict) -> str:
-    rows = [HEADER] + table_rows(report)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    rows = [header] + rows
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def summary_table(report: dict) -> str:
+    """The diagnostic table, then the fidelity table, as plain text."""
+    lines = _text_table(DIAGNOSTIC_HEADER, diagnostic_rows(report)) + [""]
+    lines += _text_table(HEADER, table_rows(report))
     note = ("abdomen window [-160, 240] HU, data range 400; full range [-1024, 3072] HU, data "
-            "range 4096; [95 % bootstrap interval]")
+            "range 4096; [95 % bootstrap interval over test slices, twins together]")
     flags = _flag_note(report)
     return "\n".join(lines + [note] + ([flags] if flags else []))
 
@@ -172,6 +204,7 @@ def _figures(report, test, sets, workdir, figures: Path) -> dict:
         made["differences"] = _differences(test, sets, present[0], figures / "differences.png")
     made["edge_profiles"] = _edge_profiles(report, figures / "edge_profiles.png")
     made["bars"] = _bars(report, figures / "bars.png")
+    made["lroc"] = _lroc_curves(report, figures / "lroc.png")
     made["nps"] = _nps(test, sets, figures / "nps.png")
     cam_figure = Path(workdir) / "cam" / "figures" / "maps.png"
     if cam_figure.exists():
@@ -266,7 +299,8 @@ def _bars(report, path):
               ("contrast kept (twins)", lambda r: r.get("contrast_kept")),
               ("CHO AUC", lambda r: r["cho"] and {"value": r["cho"]["auc"],
                                                   "ci95": r["cho"]["auc_ci95"]}),
-              ("CNN AUC", lambda r: r["classifier_auc"])]
+              ("LROC area", lambda r: (r.get("lroc") or {}).get("lroc_area")),
+              ("independent CNN observer AUC", lambda r: r.get("cnn_observer_independent"))]
     names = _ordered(report["sets"])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4))
     for ax, (title, pick) in zip(axes, panels):
@@ -289,6 +323,29 @@ def _bars(report, path):
             high = max(v + e for v, e in zip(values, errors[1]))
             ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
     fig.suptitle("Test split, 95 % bootstrap intervals", fontsize=10)
+    return _save(fig, path)
+
+
+def _lroc_curves(report, path):
+    """LROC curves of every set: fraction of lesions found and correctly localized against the
+    false-positive fraction of the lesion-absent twins."""
+    drawn = [(n, report["sets"][n]["lroc"]) for n in _ordered(report["sets"])
+             if (report["sets"][n].get("lroc") or {}).get("curve")]
+    if not drawn:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    for name, lroc in drawn:
+        ax.step(lroc["curve"]["fpf"], lroc["curve"]["tpf"], where="post",
+                label=f"{label(name)} ({lroc['lroc_area']['value']:.2f})",
+                lw=2.2 if name in ("ndct", "ldct") else 1.2)
+    chance = drawn[0][1]["chance_fraction"]
+    ax.plot([0, 1], [0, chance], color="0.6", ls=":", label=f"guessing ({chance:.3f})")
+    ax.set_xlabel("false-positive fraction (lesion-absent twins)")
+    ax.set_ylabel("fraction detected and localized within R")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+    ax.set_title("LROC, scanning observer over 4 R (area in brackets)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 
@@ -327,6 +384,8 @@ _CAPTIONS = {
     "edge_profiles": "Mean sign-aligned radial profile across the lesion edge.",
     "differences": "Difference images (set - NDCT), one test slice, +-100 HU.",
     "bars": "Image quality and detectability with 95 % bootstrap intervals.",
+    "lroc": "LROC curves: lesions detected and localized within one radius, against false "
+            "positives on the lesion-absent twins (scanning matched filter over 4 radii).",
     "nps": "Noise power spectrum of the residual (image - NDCT) in uniform soft tissue.",
     "activation_maps": "Activation maps (Grad-CAM of the lesion classifier) on NDCT test slices.",
 }
@@ -335,12 +394,18 @@ _CAPTIONS = {
 def _markdown(report: dict, figures: dict) -> str:
     lines = ["# Evaluation report", "",
              f"Test split: {report['test_slices']} slices, {report['matched_pairs']} matched "
-             "lesion-present / lesion-absent pairs.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+             f"lesion-present / lesion-absent pairs from {report.get('units', '?')} test slices "
+             "(the bootstrap's units).", "", "## Diagnostic: would a reader still see the lesion?",
+             "", "| " + " | ".join(DIAGNOSTIC_HEADER) + " |",
+             "|" + "---|" * len(DIAGNOSTIC_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in diagnostic_rows(report)]
+    lines += ["", "## Fidelity and texture", "", "| " + " | ".join(HEADER) + " |",
+              "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     lines += ["", "Windows: abdomen [-160, 240] HU (data range 400); full range [-1024, 3072] HU "
               "(data range 4096). Brackets: 95 % bootstrap intervals. Noise: global noise index "
-              "(HU). Edge rise / NDCT > 1 means blurrier lesion edges than NDCT.", ""]
+              "(HU). Edge rise / NDCT > 1 means blurrier lesion edges than NDCT; edge step / NDCT "
+              "< 1 means lost edge amplitude.", ""]
     flags = _flag_note(report)
     if flags:
         lines += [f"**{flags}**", ""]
@@ -351,7 +416,9 @@ def _markdown(report: dict, figures: dict) -> str:
                   ""]
     for item in listed:
         lines += [f"### {_claim_title(item)}", "", f"_{item.get('role', '')}_", ""]
-        lines += [f"- {d['verdict']}" for d in item["differences"].values()]
+        lines += [f"- {d['verdict']}" + (f" (resolves differences of about "
+                                          f"{d['resolvable']:.3g})" if d.get("resolvable")
+                                          else "") for d in item["differences"].values()]
         lines += [""]
     if listed:
         lines += [f"_{listed[0]['seeds']}_", ""]
@@ -393,9 +460,12 @@ def _html_claims(report: dict) -> str:
 
 
 def _html(report: dict, figures: dict, out: Path) -> str:
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in table_rows(report))
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    def table(header, body):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in body)
+        return f"<table><tr>{head}</tr>{rows}</table>"
+
     flags = _flag_note(report)
     flags = f"<p><strong>{html.escape(flags)}</strong></p>" if flags else ""
     images = "".join(
@@ -410,7 +480,9 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}img{{max-width:100%
 <body><h1>Evaluation report</h1><p>Test split: {report['test_slices']} slices,
 {report['matched_pairs']} matched pairs. Abdomen window [-160, 240] HU (data range 400); full range
 [-1024, 3072] HU (data range 4096); brackets are 95 % bootstrap intervals.</p>
-<table><tr>{head}</tr>{rows}</table>{flags}<h2>Paired comparisons</h2>{_html_claims(report)}
+<h2>Diagnostic: would a reader still see the lesion?</h2>
+{table(DIAGNOSTIC_HEADER, diagnostic_rows(report))}{flags}<h2>Fidelity and texture</h2>
+{table(HEADER, table_rows(report))}<h2>Paired comparisons</h2>{_html_claims(report)}
 <h2>Skipped image sets</h2><ul>{skipped or '<li>none</li>'}</ul><h2>Figures</h2>{images}
 </body></html>
 """

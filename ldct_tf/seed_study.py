@@ -15,9 +15,10 @@ directories of N training seeds, each evaluated (``eval/metrics.json`` and ``eva
 - ``figures/tradeoff.png``: abdomen PSNR against contrast kept, one point per network and seed.
 
 The two-level bootstrap resamples seeds with replacement and, within a replicate, the test cases
-(pairs, slices or lesion-present slices) with replacement, the same case indices for every seed
-and both sets: the test cases are shared, so case-level noise is paired as in one run. The CHO is
-too slow to re-fit per replicate: its interval resamples seeds only.
+(test slices with all their twin pairs, the unit of `ldct_tf.bootstrap`) with replacement, the
+same draws for every seed and both sets: the test cases are shared, so case-level noise is paired
+as in one run. The CHO, the LROC and the independent CNN observer are read from each seed's
+metrics.json: their intervals resample seeds only.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.report import COMPARISONS, ORDER, jsonable, label
 
 EVAL_DIR, METRICS_FILE, CASES_FILE = "eval", "metrics.json", "cases.npz"  # as ldct_tf.evaluate
-SET_METRICS = ("psnr_abdomen", "ssim_abdomen", "contrast_kept", "invented_contrast",
-               "contrast_recovery", "cho_auc")
+SET_METRICS = ("contrast_kept", "cho_auc", "lroc_area", "fraction_localized",
+               "cnn_observer_independent", "invented_contrast", "contrast_recovery",
+               "psnr_abdomen", "ssim_abdomen")
 # the case each metric resamples (cases.npz); metrics without one resample seeds only
 UNITS = {"psnr_abdomen": "slices", "ssim_abdomen": "slices", "contrast_kept": "pairs",
          "invented_contrast": "pairs", "contrast_recovery": "present"}
@@ -104,6 +106,8 @@ def reported(result: dict, metric: str) -> float | None:
         return abdomen[metric.split("_")[0]]["value"] if abdomen else None
     if metric == "cho_auc":
         return (result.get("cho") or {}).get("auc")
+    if metric in ("lroc_area", "fraction_localized"):
+        return ((result.get("lroc") or {}).get(metric) or {}).get("value")
     return (result.get(metric) or {}).get("value")
 
 
@@ -155,13 +159,23 @@ def per_set(seeds: list[Seed]) -> dict:
 # --- the comparisons ----------------------------------------------------------------------------
 
 def case_weights(seeds: list[Seed], resamples: int, rng: np.random.Generator) -> dict:
-    """Bootstrap case counts [resamples, n] per unit, drawn once: every seed, set and comparison
-    resamples the same test cases (they are shared)."""
+    """Bootstrap case counts [resamples, n] per kind of case, drawn once: every seed, set and
+    comparison resamples the same test cases (they are shared). The draws are of test *slices*
+    (a slice with all its twin pairs: the unit of `ldct_tf.bootstrap`); a case counts as often as
+    its slice was drawn. cases.npz from before units were written resamples cases."""
     cases = seeds[0].cases
-    sizes = {"slices": int(cases["n_slices"]), "pairs": len(cases["pair_index"]),
-             "present": len(cases["present_index"])}
-    return {unit: rng.multinomial(n, np.full(n, 1.0 / n), size=resamples) if n else None
-            for unit, n in sizes.items()}
+    if "slice_unit" in cases:
+        units = {"slices": cases["slice_unit"], "pairs": cases["pair_unit"],
+                 "present": cases["present_unit"]}
+    else:
+        units = {"slices": np.arange(int(cases["n_slices"])),
+                 "pairs": np.arange(len(cases["pair_index"])),
+                 "present": np.arange(len(cases["present_index"]))}
+    n_units = int(max((u.max() + 1 for u in units.values() if len(u)), default=0))
+    counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=resamples) \
+        if n_units else None
+    return {kind: counts[:, unit] if counts is not None and len(unit) else None
+            for kind, unit in units.items()}
 
 
 def compare(seeds: list[Seed], a: str, b: str, role: str, weights: dict, resamples: int,
@@ -245,7 +259,8 @@ def aggregate(workdirs: list[Path], out: Path, resamples: int = 1000, seed: int 
     weights = case_weights(seeds, resamples, rng)
     comparisons = [compare(seeds, a, b, role, weights, resamples, rng)
                    for a, b, role in COMPARISONS
-                   if any(a in s.sets() and b in s.sets() for s in seeds)]
+                   if (a in NETWORKS or b in NETWORKS)  # the others do not depend on the seed
+                   and any(a in s.sets() and b in s.sets() for s in seeds)]
     summary = {
         "workdirs": [str(w) for w in workdirs],
         "train_seeds": [s.train_seed for s in seeds], "n_seeds": len(seeds),
@@ -339,7 +354,8 @@ def _pm(entry: dict | None, digits: int) -> str:
 
 
 DIGITS = {"psnr_abdomen": 2, "ssim_abdomen": 4, "contrast_kept": 3, "invented_contrast": 3,
-          "contrast_recovery": 3, "cho_auc": 3}
+          "contrast_recovery": 3, "cho_auc": 3, "lroc_area": 3, "fraction_localized": 3,
+          "cnn_observer_independent": 3}
 
 
 def markdown(summary: dict) -> str:
@@ -355,7 +371,8 @@ def markdown(summary: dict) -> str:
     for name, values in summary["sets"].items():
         n = max(v["n_seeds"] for v in values.values())
         lines.append(f"| {label(name)} | "
-                     + " | ".join(_pm(values[m], DIGITS[m]) for m in SET_METRICS) + f" | {n} |")
+                     + " | ".join(_pm(values.get(m), DIGITS[m]) for m in SET_METRICS)
+                     + f" | {n} |")
     lines += ["", "## Paired comparisons (a minus b)", "",
               "| comparison | metric | mean over seeds | SD over seeds | 95 % interval | "
               "resampled | verdict |", "|---|---|---|---|---|---|---|"]

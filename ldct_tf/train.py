@@ -1,6 +1,8 @@
 """`python -m ldct_tf.train --phase PHASE`: train one model of the method.
 
 Phases, in order: ``classifier`` (the lesion detector whose Grad-CAM maps weight the loss),
+``observer`` (an independent lesion detector, its own seed, trained on LDCT and NDCT with the
+``[lesion_test]`` lesions, that `evaluate` reads every image set with; never used for maps),
 ``pretrain`` (denoiser, plain MSE) and ``finetune`` (denoiser, activation-weighted MSE, starting
 from the pretrain network). ``finetune_control`` (uniform weight: the control every claim about
 the map is measured against), ``finetune_oracle`` (lesion-disk weight: a diagnostic) and
@@ -17,12 +19,13 @@ from ldct_tf import cli
 from ldct_tf.config import FINETUNE_VARIANTS
 from ldct_tf.errors import run_cli
 
-PHASES = ("classifier", "pretrain", *FINETUNE_VARIANTS)
+PHASES = ("classifier", "observer", "pretrain", *FINETUNE_VARIANTS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.base_parser("python -m ldct_tf.train",
-                             "Train one model of the method (classifier, pretrain, a finetune variant).")
+                             "Train one model of the method (classifier, observer, pretrain, a "
+                             "finetune variant).")
     parser.add_argument("--phase", required=True, choices=PHASES)
     args = parser.parse_args(argv)
     config, workdir = cli.resolve(args)
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from ldct_tf import classifier_training
 
         classifier_training.run(config, workdir)
+    elif args.phase == "observer":
+        from ldct_tf import observer_training
+
+        observer_training.run(config, workdir)
     else:
         from ldct_tf import denoiser_training
 

@@ -1,5 +1,6 @@
-"""The main job on one machine: prepare -> classifier -> cam -> pretrain -> finetune -> evaluate ->
-export, each step the same code as its command (`pipelines.steps`), with TFX-style caching.
+"""The main job on one machine: prepare -> classifier -> cam -> observer -> pretrain -> finetune ->
+evaluate -> export, each step the same code as its command (`pipelines.steps`), with TFX-style
+caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
         [--from STEP] [--only STEP] [--seeds N] [--set section.key=value ...]
@@ -13,12 +14,12 @@ the git commit, each step's fingerprint, status and time.
 A seed study (``--seeds N`` or ``pipeline.seeds``): the run itself is training seed
 ``train.seed``; seeds ``train.seed + 1`` .. ``+ N-1`` each re-train pretrain and every fine-tune
 variant (and evaluate them, without the seed-independent baselines) in
-``<workdir>/seeds/seed-<k>/``, which shares the records, classifier and maps of the run (the data
-and the maps are fixed; what varies is the network's initialisation and the order of its
-patches). Each seed pretrains afresh, so the spread includes the starting point every fine-tune
-and its control share. `ldct_tf.seed_study` then writes ``<workdir>/seeds/summary.md``,
-``summary.json`` and ``figures/tradeoff.png``: each network's mean and spread over seeds and the
-claims with the seed variation in their intervals.
+``<workdir>/seeds/seed-<k>/``, which shares the records, classifier, maps and observer of the run
+(the data, the maps and the observer are fixed; what varies is the network's initialisation and
+the order of its patches). Each seed pretrains afresh, so the spread includes the starting point
+every fine-tune and its control share. `ldct_tf.seed_study` then writes
+``<workdir>/seeds/summary.md``, ``summary.json`` and ``figures/tradeoff.png``: each network's mean
+and spread over seeds and the claims with the seed variation in their intervals.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from pipelines.steps import STEPS, TRAINING_STEPS, Step, steps_for
 STATE_FILE = "pipeline_state.json"
 MANIFEST_FILE = "manifest.json"
 SEEDS_DIR = "seeds"
-# What a seed's work directory shares with the run (links): data, classifier, maps, salt.
-SHARED = ("records", "records_with_mask", "classifier", "cam", "salt")
+# What a seed's work directory shares with the run (links): data, classifier, maps, observer,
+# salt.
+SHARED = ("records", "records_with_mask", "classifier", "cam", "observer", "salt")
 
 
 def fingerprints(config: Config, steps: list[Step]) -> dict[str, str]:

@@ -56,7 +56,8 @@ def _exists(*parts: str):
     return lambda workdir, record: Path(workdir, *parts).exists()
 
 
-STEPS = ("prepare", "classifier", "cam", "pretrain", *FINETUNE_VARIANTS, "evaluate", "export")
+STEPS = ("prepare", "classifier", "cam", "observer", "pretrain", *FINETUNE_VARIANTS, "evaluate",
+         "export")
 TRAINING_STEPS = ("pretrain", *FINETUNE_VARIANTS, "evaluate")  # what a seed study repeats
 
 
@@ -71,12 +72,15 @@ def steps_for(config: Config) -> list[Step]:
         wanted.add("finetune_pairs")
     tuned_names = tuple(name for name in FINETUNE_VARIANTS if name in wanted)
     steps = [
-        Step("prepare", ("data", "scanner", "lesion"), (), _call("prepare"),
+        Step("prepare", ("data", "scanner", "lesion", "lesion_test"), (), _call("prepare"),
              _exists(records.RECORDS_DIR, "stats.json")),
         Step("classifier", ("classifier",), ("prepare",), _call("classifier_training"),
              _exists("classifier", "model.keras")),
         Step("cam", ("cam",), ("classifier",), _call("cam"),
              _exists(records.RECORDS_WITH_MASK_DIR, "stats.json")),
+        # The evaluation's CNN observer: its own seed and the test lesions, never the map maker.
+        Step("observer", ("classifier", "observer", "lesion_test"), ("prepare",),
+             _call("observer_training"), _exists("observer", "model.keras")),
         Step("pretrain", ("model", "pretrain", "input", "train"), ("prepare",),
              _call("denoiser_training", "pretrain"),
              _exists("denoiser", "pretrain", "model.keras")),
@@ -84,8 +88,8 @@ def steps_for(config: Config) -> list[Step]:
     steps += [Step(name, ("model", "finetune", "input", "train"), ("pretrain", "cam"),
                    _call("denoiser_training", "finetune"), _exists("denoiser", name, "model.keras"),
                    configure=_variant(name)) for name in tuned_names]
-    steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "pretrain",
-                                                  *tuned_names),
+    steps.append(Step("evaluate", ("evaluate",), ("prepare", "classifier", "observer",
+                                                  "pretrain", *tuned_names),
                       _call("evaluate"), _exists("eval", "metrics.json")))
     steps.append(Step("export", ("pipeline",), tuned_names[:1], _export(tuned_names[0]),
                       lambda workdir, record: bool(record.get("export_path"))

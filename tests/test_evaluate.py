@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from ldct_tf import evaluate, metrics, records
 
@@ -82,8 +83,9 @@ def test_gaussian_tuning_picks_the_lowest_rmse(rng):
 
     clean = [np.full((32, 32), 40.0)]
     noisy = [clean[0] + rng.normal(0, 20, (32, 32))]
-    sigma, scores = baselines.tune_gaussian(noisy, clean, (0.5, 1.0, 2.0))
-    assert scores[sigma] == min(scores.values()) and sigma == 2.0
+    sigma, scores, note = baselines.tune_gaussian(noisy, clean, (0.5, 1.0, 2.0))
+    # a flat image: the wider the better, so the search widens past the grid's edge and says so
+    assert scores[sigma] == min(scores.values()) and sigma > 2.0 and "widened" in note
     assert metrics.rmse(baselines.gaussian(noisy, sigma)[0], clean[0]) < 20.0
 
 
@@ -139,7 +141,8 @@ def twin_sets(tmp_path_factory):
     from ldct_tf.config import Config
 
     rng = np.random.default_rng(7)
-    lesions = [(20.0, 22.0, 5.0, 60.0), (25.0, 24.0, 4.0, -50.0), (22.5, 21.5, 6.0, 45.0)]
+    lesions = [(20.0, 22.0, 5.0, 60.0), (25.0, 24.0, 4.0, -50.0), (22.5, 21.5, 6.0, 45.0),
+               (24.0, 23.0, 3.0, -40.0)]
     test, disks = _twin_split(rng, lesions)
     ndct_p, ndct_a = test.ndct[0::2], test.ndct[1::2]
     # residual noise away from the lesion (so no image equals NDCT: PSNR stays finite), none
@@ -152,8 +155,13 @@ def twin_sets(tmp_path_factory):
         "halves": [im for a, d in zip(ndct_a, disks) for im in (a + 0.5 * d, a)],
         # keeps the whole lesion, and paints half of it into the absent twin
         "painter": [im for p, a, d in zip(ndct_p, ndct_a, disks) for im in (p, a + 0.5 * d)],
+        # the lesion blurred (its core loses contrast to the halo)
+        "blurred": [im for a, d in zip(ndct_a, disks)
+                    for im in (a + ndimage.gaussian_filter(d, 2.5), a)],
+        # no lesion in either twin, only independent noise
+        "noise_only": [a + rng.normal(0, 15, a.shape) for a in ndct_a for _ in range(2)],
     }
-    for name in ("halves", "painter"):
+    for name in ("halves", "painter", "blurred"):
         sets[name] = [im + j for im, j in zip(sets[name], jitter)]
     config = Config()
     config = config.replace(evaluate=config.evaluate.__class__(resamples=40, cho_splits=2))
@@ -241,13 +249,16 @@ def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
     _, workdir, _ = evaluated
     saved = json.loads((workdir / "eval" / "metrics.json").read_text())
     names = [(c["a"], c["b"]) for c in saved["claims"]]
-    assert names == [("finetune", "finetune_control"), ("finetune", "pretrain")]
+    assert names == [("finetune", "finetune_control"), ("finetune", "pretrain"),
+                     ("ndct", "ldct")]
     pick = {"psnr_abdomen": lambda r: r["abdomen"]["psnr"]["value"],
             "contrast_kept": lambda r: r["contrast_kept"]["value"],
             "invented_contrast": lambda r: r["invented_contrast"]["value"],
             "contrast_recovery": lambda r: r["contrast_recovery"]["value"],
             "cho_auc": lambda r: r["cho"]["auc"],
-            "classifier_auc": lambda r: r["classifier_auc"]["value"]}
+            "lroc_area": lambda r: r["lroc"]["lroc_area"]["value"],
+            "fraction_localized": lambda r: r["lroc"]["fraction_localized"]["value"],
+            "cnn_observer_independent": lambda r: r["cnn_observer_independent"]["value"]}
     for item in saved["claims"]:
         a, b = saved["sets"][item["a"]], saved["sets"][item["b"]]
         for metric, value in pick.items():
@@ -256,7 +267,8 @@ def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
                     value(a) - value(b), abs=1e-9), (item["name"], metric)
     # the control is a copy of finetune: every difference is exactly 0, and within noise
     control = saved["claims"][0]["differences"]
-    assert {"contrast_kept", "invented_contrast", "psnr_abdomen"} <= set(control)
+    assert {"contrast_kept", "invented_contrast", "psnr_abdomen", "lroc_area",
+            "fraction_localized"} <= set(control)
     for metric, entry in control.items():
         assert entry["value"] == pytest.approx(0.0, abs=1e-12), metric
         assert "within noise" in entry["verdict"] and "finetune_control" in entry["verdict"]
@@ -294,3 +306,38 @@ def test_summary_table_has_the_twin_columns_and_flags(evaluated):
     flagged["sets"]["pretrain"]["invented_contrast"].update(value=0.3, outside_tolerance=True)
     assert "outside +-0.1" in summary_table(flagged).splitlines()[-1]
     assert "pretrain" in summary_table(flagged).splitlines()[-1]
+
+
+def test_contrast_kept_of_known_images_and_by_group(twin_sets):
+    _, test, sets, results, _ = twin_sets
+    assert results["ndct"]["contrast_kept"]["value"] == pytest.approx(1.0)
+    assert results["halves"]["contrast_kept"]["value"] == pytest.approx(0.5, abs=1e-9)
+    blurred = results["blurred"]["contrast_kept"]["value"]
+    assert 0.2 < blurred < 0.9
+    kept, _ = _twin_formula(test, sets["blurred"])
+    assert blurred == pytest.approx(kept, rel=1e-9)
+    noise = results["noise_only"]["contrast_kept"]
+    assert abs(noise["value"]) < 0.35 and noise["ci95"][0] < 0 < noise["ci95"][1]
+    # by size and by sign: each group's value from the formula on its own pairs
+    groups = results["halves"]["contrast_kept"]["by_group"]
+    assert {"positive", "negative"} <= set(groups) and len(groups) == 4
+    for name, group in groups.items():
+        assert group["value"] == pytest.approx(0.5, abs=1e-9), name
+    by_sign = results["blurred"]["contrast_kept"]["by_group"]
+    positive = [p for p in range(0, len(test.lesion), 2) if test.lesion[p][3] > 0]
+    sub = evaluate.Slices(**{k: [v[i + t] for i in positive for t in (0, 1)]
+                             for k, v in vars(test).items() if v})
+    expected, _ = _twin_formula(sub, [sets["blurred"][i + t] for i in positive for t in (0, 1)])
+    assert by_sign["positive"]["value"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_every_interval_resamples_test_slices_with_their_twins():
+    # two pairs cut from one slice count as one unit of the bootstrap
+    test = evaluate.Slices(label=[1, 0, 1, 0, 1, 0], pair_id=[1, 1, 2, 2, 3, 3],
+                           unit=["s/0", "s/0", "s/0", "s/0", "s/1", "s/1"],
+                           ldct=[0] * 6)
+    pairs = evaluate._pairs(test)
+    design = evaluate.Design.of(test, pairs, [0, 2, 4])
+    assert design.slices.n_units == design.pairs.n_units == design.present.n_units == 2
+    assert sorted(len(m) for m in design.pairs.members) == [1, 2]
+    assert sorted(len(m) for m in design.slices.members) == [2, 4]

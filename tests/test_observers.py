@@ -1,4 +1,4 @@
-"""CHO against the closed-form ideal channelized observer; bootstrap coverage."""
+"""CHO against the closed-form ideal channelized observer; intervals that cover a known d'."""
 
 import numpy as np
 import pytest
@@ -35,11 +35,77 @@ def test_channels_are_centred_and_the_first_is_a_gaussian():
     assert first[7, 7] == pytest.approx(np.sqrt(2) / 5.0)
 
 
-def test_bootstrap_interval_covers_the_true_mean():
-    rng = np.random.default_rng(3)
-    hits = 0
-    for _ in range(200):
-        sample = rng.normal(5.0, 2.0, 40)
-        low, high = bootstrap.mean_with_interval(sample, 300, rng)["ci95"]
-        hits += low <= 5.0 <= high
-    assert 0.88 <= hits / 200 <= 0.99  # nominal 95 %
+def _channel_data(rng, n, dprime, channels=5):
+    """Channel outputs of ``n`` matched cases with a known d': unit covariance, the mean shifted
+    by ``dprime`` along one channel. As ROIs of 1 x channels pixels with identity channels."""
+    shift = np.zeros(channels)
+    shift[0] = dprime
+    present = rng.normal(size=(n, channels)) + shift
+    absent = rng.normal(size=(n, channels))
+    return present[:, None, :], absent[:, None, :], np.eye(channels)
+
+
+def _old_interval(present, absent, channels, splits, resamples, rng):
+    """The resampling this project used before: cases drawn with replacement, then split in
+    halves by position (copies of a case can land in both), one split per resample."""
+    n, values = len(present), []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        train = np.zeros(n, bool)
+        train[rng.permutation(n)[:n // 2]] = True
+        values.append(observers.cho(present[idx], absent[idx], channels, train)["dprime"])
+    return np.percentile(values, [2.5, 97.5])
+
+
+@pytest.mark.slow
+def test_cho_intervals_cover_a_known_dprime_and_the_old_resampling_does_not():
+    # 60 matched pairs and 5 channels, as a test split; d' = 2.5 (AUC 0.96)
+    truth, repeats, hits, old_hits = 2.5, 100, 0, 0
+    width, old_width, old_shift = [], [], []
+    for r in range(repeats):
+        rng = np.random.default_rng(r)
+        present, absent, channels = _channel_data(rng, 60, truth)
+        study = observers.cho_study(present, absent, channels,
+                                    bootstrap.Clusters.singletons(60), 4, 120, r)
+        low, high = study["dprime_ci95"]
+        hits += low <= truth <= high
+        width.append(high - low)
+        low, high = _old_interval(present, absent, channels, 4, 120, rng)
+        old_hits += low <= truth <= high
+        old_width.append(high - low)
+        old_shift.append((low + high) / 2 - study["dprime"])
+    assert 0.90 <= hits / repeats <= 0.99, hits
+    # The old intervals are not those of the reported value: copies on both sides shift them up
+    # (the leak) and one split per resample widens them by split noise the point value (several
+    # splits) does not have. Net, they over-cover: at or above the band's upper edge.
+    assert old_hits / repeats >= 0.99, old_hits
+    assert np.mean(old_shift) > 0.1, np.mean(old_shift)
+    assert np.mean(old_width) > 1.1 * np.mean(width), (np.mean(old_width), np.mean(width))
+
+
+def test_cho_never_trains_and_tests_on_one_unit():
+    # every unit holds two identical copies of a pair (like twins of one slice): splitting cases
+    # one by one would put a copy on each side and read the noise the template learnt as signal
+    rng = np.random.default_rng(5)
+    present, absent, channels = _channel_data(rng, 20, 0.0, channels=10)
+    present, absent = np.repeat(present, 2, axis=0), np.repeat(absent, 2, axis=0)
+    by_unit = bootstrap.Clusters.of(np.repeat(np.arange(20), 2))
+    leaky = observers.cho_study(present, absent, channels, bootstrap.Clusters.singletons(40),
+                                10, 20, 0)
+    clean = observers.cho_study(present, absent, channels, by_unit, 10, 20, 0)
+    assert leaky["dprime"] > 0.4  # no signal at all, yet a "detection"
+    assert abs(clean["dprime"]) < 0.3 and clean["dprime_ci95"][0] < 0 < clean["dprime_ci95"][1]
+
+
+def test_paired_difference_is_zero_for_a_set_against_itself_and_positive_for_more_signal():
+    rng = np.random.default_rng(2)
+    present, absent, channels = _channel_data(rng, 80, 1.0)
+    clusters = bootstrap.Clusters.singletons(80)
+    weak = observers.cho_study(present, absent, channels, clusters, 4, 100, 3)
+    strong = observers.cho_study(present + np.eye(5)[0] * 1.0, absent, channels, clusters, 4,
+                                 100, 3)
+    same = observers.paired_difference(weak, weak)
+    assert same["value"] == 0.0 and same["ci95"] == [0.0, 0.0]
+    diff = observers.paired_difference(strong, weak)
+    assert diff["value"] > 0 and diff["ci95"][0] > 0
+    assert weak["auc_ci95"][0] <= weak["auc"] <= weak["auc_ci95"][1]

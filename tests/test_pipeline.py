@@ -14,7 +14,8 @@ from ldct_tf.errors import LdctError
 
 
 def _config(tmp_path, *extra):
-    return load_config(None, [*TINY, "classifier.epochs=1", "evaluate.bm3d=false",
+    return load_config(None, [*TINY, "classifier.epochs=1", "observer.epochs=1",
+                              "evaluate.bm3d=false",
                               "evaluate.resamples=20", "evaluate.cho_splits=2",
                               "train.image_panels=1",
                               f'pipeline.export_dir="{tmp_path / "saved_models"}"', *extra])
@@ -30,13 +31,14 @@ def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
     first = local_runner.run(_config(tmp_path), workdir)
     assert set(_statuses(first).values()) == {"ran"}
     for artefact in ("records/stats.json", "classifier/model.keras", "records_with_mask/stats.json",
-                     "denoiser/pretrain/model.keras", "denoiser/finetune/model.keras",
-                     "denoiser/finetune_control/model.keras", "eval/metrics.json",
+                     "observer/model.keras", "denoiser/pretrain/model.keras",
+                     "denoiser/finetune/model.keras", "denoiser/finetune_control/model.keras",
+                     "eval/metrics.json",
                      "eval/report.md", "manifest.json"):
         assert (workdir / artefact).exists(), artefact
     assert (tmp_path / "saved_models" / "ldct_denoiser" / "1" / "saved_model.pb").exists()
     manifest = json.loads((workdir / "manifest.json").read_text())
-    assert manifest["packages"]["tensorflow"] and len(manifest["steps"]) == 8
+    assert manifest["packages"]["tensorflow"] and len(manifest["steps"]) == 9
 
     second = local_runner.run(_config(tmp_path), workdir)
     assert set(_statuses(second).values()) == {"cached"}
@@ -51,6 +53,7 @@ def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
     study = local_runner.run_seeds(_config(tmp_path, "finetune.learning_rate=3e-4"), workdir, 2)
     seed_dir = local_runner.seed_workdir(workdir, 1)
     assert (seed_dir / "records").is_symlink() and (seed_dir / "classifier").is_symlink()
+    assert (seed_dir / "observer").is_symlink()  # one observer reads every seed's images
     for artefact in ("denoiser/pretrain/model.keras", "denoiser/finetune/model.keras",
                      "denoiser/finetune_control/model.keras", "eval/metrics.json"):
         assert (seed_dir / artefact).exists(), artefact
@@ -87,6 +90,20 @@ def test_fingerprints_change_downstream_only():
                                       steps)
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"cam", "finetune", "finetune_control", "evaluate", "export"}
+
+
+def test_the_observer_step_trains_apart_from_the_maps_and_feeds_evaluate():
+    config = load_config(None)
+    steps = {step.name: step for step in local_runner.steps_for(config)}
+    names = list(steps)
+    assert names.index("cam") < names.index("observer") < names.index("evaluate")
+    assert steps["observer"].inputs == ("prepare",)  # never the map classifier's outputs
+    assert set(steps["observer"].sections) == {"classifier", "observer", "lesion_test"}
+    assert "observer" in steps["evaluate"].inputs and "observer" in local_runner.SHARED
+    before = local_runner.fingerprints(config, list(steps.values()))
+    after = local_runner.fingerprints(
+        config.replace(observer=config.observer.__class__(seed=7)), list(steps.values()))
+    assert {name for name in before if before[name] != after[name]} == {"observer", "evaluate"}
 
 
 def test_finetune_mode_in_the_config_changes_nothing_the_runner_sets_itself():

@@ -168,3 +168,41 @@ def test_missing_dicom_input_is_a_clear_error(tmp_path):
          "dicom", "--input", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "does not exist" in result.stderr
+
+
+def test_test_lesions_come_from_lesion_test_and_training_is_untouched():
+    # [lesion_test] sets the observer study's task; the train and val examples (what the
+    # classifier, the maps and the denoisers learn from) must not change with it
+    from ldct_tf.config import load_config
+    from records_fixtures import TINY
+
+    base = load_config(None, TINY)
+    study = load_config(None, [*TINY, "lesion_test.pairs_per_slice=3",
+                               "lesion_test.contrast_hu=[20.0, 30.0]",
+                               "lesion_test.diameter_mm=[4.0, 6.0]"])
+    units = synthetic_units(base)
+    assert units == synthetic_units(study) and {u.split for u in units} >= {"train", "test"}
+    for unit in units:
+        one = [v for _, _, v in unit_examples(unit, base)]
+        other = [v for _, _, v in unit_examples(unit, study)]
+        if unit.split != "test":
+            assert len(one) == len(other)
+            for a, b in zip(one, other):
+                np.testing.assert_array_equal(a[F.LDCT], b[F.LDCT])
+                assert a[F.LESION_CONTRAST_HU] == b[F.LESION_CONTRAST_HU]
+            continue
+        assert len(other) == 3 * len(one)  # three twin pairs per slice instead of one
+        by_slice = {}
+        for item in other:
+            by_slice.setdefault(item[F.SLICE_INDEX], []).append(item)
+        for items in by_slice.values():
+            pairs = {}
+            for item in items:
+                pairs.setdefault(item[F.PAIR_ID], []).append(item)
+            assert len(pairs) == 3 and all(len(p) == 2 for p in pairs.values())
+            present = [i for i in items if i[F.LABEL] == 1]
+            assert len({(i[F.LESION_ROW], i[F.LESION_COL]) for i in present}) == 3
+            for item in present:
+                assert 20.0 <= abs(item[F.LESION_CONTRAST_HU]) <= 30.0
+                diameter = 2 * item[F.LESION_RADIUS_PX] * item[F.PIXEL_SPACING_MM][0]
+                assert 4.0 - 1e-6 <= diameter <= 6.0 + 1e-6

@@ -34,7 +34,9 @@ def _network(rng, shared, kept, invented, psnr):
             "lesion_contrast_hu": c * kept + rng.normal(0, 1, N_PAIRS),
             "psnr_abdomen": psnr + rng.normal(0, 0.3, N_SLICES),
             "ssim_abdomen": 0.9 + rng.normal(0, 0.005, N_SLICES),
-            "cho_auc": float(rng.uniform(0.7, 0.9))}
+            "cho_auc": float(rng.uniform(0.7, 0.9)), "lroc_area": float(rng.uniform(0.5, 0.8)),
+            "fraction_localized": float(rng.uniform(0.6, 0.9)),
+            "cnn_observer_independent": float(rng.uniform(0.6, 0.9))}
 
 
 def _formula(net, shared):
@@ -45,7 +47,9 @@ def _formula(net, shared):
             "contrast_kept": np.sum(s * (net["twin_present_hu"] - net["twin_absent_hu"])) / true,
             "invented_contrast": np.sum(s * (net["twin_absent_hu"] - shared["ndct_absent"])) / true,
             "contrast_recovery": net["lesion_contrast_hu"].sum() / shared["contrast"].sum(),
-            "cho_auc": net["cho_auc"]}
+            "cho_auc": net["cho_auc"], "lroc_area": net["lroc_area"],
+            "fraction_localized": net["fraction_localized"],
+            "cnn_observer_independent": net["cnn_observer_independent"]}
 
 
 def _entry(value, half=0.1):
@@ -76,7 +80,10 @@ def _write_seed(workdir, train_seed, shared, networks):
                       "contrast_kept": _entry(v["contrast_kept"], 0.05),
                       "invented_contrast": _entry(v["invented_contrast"], 0.03),
                       "contrast_recovery": _entry(v["contrast_recovery"]),
-                      "cho": {"auc": v["cho_auc"]}}
+                      "cho": {"auc": v["cho_auc"]},
+                      "lroc": {"lroc_area": _entry(v["lroc_area"]),
+                               "fraction_localized": _entry(v["fraction_localized"])},
+                      "cnn_observer_independent": _entry(v["cnn_observer_independent"])}
     np.savez_compressed(out / "cases.npz", **arrays)
     (out / "metrics.json").write_text(json.dumps({"train_seed": train_seed, "sets": sets}))
     return workdir
@@ -195,3 +202,18 @@ def test_different_test_cases_are_refused(study, tmp_path):
         seed_study.aggregate([workdirs[0], other], tmp_path / "out")
     with pytest.raises(LdctError, match="listed twice"):
         seed_study.aggregate([workdirs[0], workdirs[0]], tmp_path / "out")
+
+
+def test_case_weights_draw_test_slices_with_all_their_pairs():
+    # cases.npz names each case's unit: pairs of one slice are drawn together
+    cases = {"n_slices": np.array(8), "pair_index": np.arange(8).reshape(-1, 2),
+             "present_index": np.arange(0, 8, 2), "slice_unit": np.array([0, 0, 0, 0, 1, 1, 1, 1]),
+             "pair_unit": np.array([0, 0, 1, 1]), "present_unit": np.array([0, 0, 1, 1])}
+    seed = seed_study.Seed(workdir=None, train_seed=0, report={}, cases=cases)
+    weights = seed_study.case_weights([seed], 200, np.random.default_rng(0))
+    pairs, slices = weights["pairs"], weights["slices"]
+    assert pairs.shape == (200, 4) and slices.shape == (200, 8)
+    np.testing.assert_array_equal(pairs[:, 0], pairs[:, 1])
+    np.testing.assert_array_equal(pairs[:, 2], pairs[:, 3])
+    assert set(np.unique(pairs[:, 0])) <= {0, 1, 2} and (pairs[:, 0] + pairs[:, 2] == 2).all()
+    np.testing.assert_array_equal(slices[:, 0], pairs[:, 0])

@@ -1,0 +1,66 @@
+"""Phase "observer": train the independent CNN observer that `evaluate` reads every image set with.
+
+Why a second classifier: the map classifier (`ldct_tf.classifier_training`) makes the Grad-CAM
+maps that weight the fine-tune's loss, so the fine-tune is trained to keep what that network looks
+at. Scoring the denoised images with the same network would measure how well the fine-tune pleases
+its own teacher, not how detectable the lesions are: a circular reading that favours the method
+over its control. The observer is a network of the same architecture and patch task (the same
+`classifier_training.train_patch_classifier` body, the ``[classifier]`` settings), but
+
+- trained from its own seed (``observer.seed``: initial weights, patch draws, inserted lesions)
+  for ``observer.epochs``,
+- on LDCT and NDCT patches alike, since it reads noisy and denoised images, not only clean ones,
+- with lesions of the ``[lesion_test]`` ranges inserted at the sham sites of the training slices,
+  so it learns the test split's task rather than the (easier) training one,
+- and never used to make maps: nothing of the method has seen it.
+
+Writes
+
+- ``<workdir>/observer/model.keras`` (best val loss), ``config.toml``,
+- ``<workdir>/observer/metrics.json``: the classifier's keys, plus ``seed`` and ``role``,
+- TensorBoard logs under ``<workdir>/logs/observer``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ldct_tf.classifier_training import MODEL_FILE, train_patch_classifier
+from ldct_tf.config import Config
+from ldct_tf.errors import LdctError
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+OBSERVER_DIR = "observer"
+ROLE = "independent CNN observer"
+
+
+def model_path(workdir: Path) -> Path:
+    return Path(workdir) / OBSERVER_DIR / MODEL_FILE
+
+
+def run(config: Config, workdir: Path) -> dict:
+    """Train the observer, keep its best checkpoint, measure test AUC; return ``metrics.json``."""
+    seed = config.observer.seed
+    return train_patch_classifier(
+        config, workdir, out_dir=OBSERVER_DIR, log_dir=OBSERVER_DIR, seed=seed,
+        epochs=config.observer.epochs, use_ldct=True, lesions=config.lesion_test,
+        extra={"seed": seed, "role": ROLE})
+
+
+def load_observer(workdir: Path) -> tuple[keras.Model, int] | None:
+    """The trained observer of ``workdir`` and its patch size; None when it was never trained (the
+    caller decides whether to go without it). A model without its ``metrics.json`` is a training
+    that did not finish: an error naming the command that redoes it."""
+    path = model_path(workdir)
+    if not path.is_file():
+        return None
+    metrics_path = path.parent / "metrics.json"
+    if not metrics_path.is_file():
+        raise LdctError(f"{metrics_path} not found (observer training did not finish); retrain "
+                        f"with `python -m ldct_tf.train --phase observer --workdir {workdir}`")
+    patch_size = int(json.loads(metrics_path.read_text())["patch_size"])
+    return keras.models.load_model(path), patch_size

@@ -1,0 +1,71 @@
+"""The independent CNN observer: trained on the tiny run's records from its own seed, on LDCT too,
+with its own outputs; not the map classifier; loadable; a one-line error without records."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from ldct_tf import observer_training, records
+from ldct_tf.models.classifier import CAM_LAYER
+
+
+@pytest.fixture(scope="module")
+def observed_tiny(trained_tiny, tmp_path_factory):
+    """(config, workdir, metrics, classifier workdir) after training a 2-epoch observer on the tiny
+    run's records, in a work directory of its own (linked records) so the shared run stays as the
+    other tests expect it."""
+    config, run_dir, _ = trained_tiny
+    workdir = tmp_path_factory.mktemp("observer_run")
+    (workdir / records.RECORDS_DIR).symlink_to(run_dir / records.RECORDS_DIR)
+    config = config.replace(observer=dataclasses.replace(config.observer, epochs=2))
+    return config, workdir, observer_training.run(config, workdir), run_dir
+
+
+def test_training_writes_model_metrics_config_and_logs(observed_tiny):
+    _, workdir, result, _ = observed_tiny
+    out = workdir / observer_training.OBSERVER_DIR
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == result
+    for key in ("test_auc_ndct", "test_auc_ldct", "threshold", "test_accuracy_ldct", "patch_size",
+                "best_epoch", "inserted_lesions"):
+        assert key in saved
+    assert (out / "config.toml").is_file()
+    assert keras.models.load_model(observer_training.model_path(workdir)).get_layer(CAM_LAYER)
+    assert list((workdir / "logs" / "observer").rglob("events.out.tfevents.*"))
+    assert not (workdir / "classifier").exists()  # the observer is not the map classifier
+
+
+def test_metrics_name_its_seed_and_role_and_ldct_training(observed_tiny):
+    config, _, result, _ = observed_tiny
+    assert result["seed"] == config.observer.seed != config.data.seed
+    assert result["role"] == "independent CNN observer"
+    assert result["trained_on_ldct"] is True and result["inserted_lesions"] is True
+    assert result["epochs"] == 2
+
+
+def test_its_weights_differ_from_the_map_classifier(observed_tiny):
+    _, workdir, _, run_dir = observed_tiny
+    observer = keras.models.load_model(observer_training.model_path(workdir)).get_weights()
+    classifier = keras.models.load_model(run_dir / "classifier" / "model.keras").get_weights()
+    assert [w.shape for w in observer] == [w.shape for w in classifier]  # same architecture
+    assert any(not (a == b).all() for a, b in zip(observer, classifier))
+
+
+def test_load_observer(observed_tiny, tmp_path):
+    config, workdir, _, _ = observed_tiny
+    assert observer_training.load_observer(tmp_path) is None
+    model, patch_size = observer_training.load_observer(workdir)
+    assert patch_size == config.classifier.patch_size
+    assert model.output_shape == (None, 1)
+
+
+def test_train_without_records_exits_with_the_command_to_run(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "observer",
+                             "--workdir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "python -m ldct_tf.prepare" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
