@@ -69,7 +69,7 @@ def run(config: Config, workdir: Path) -> dict:
 
 def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_dir: str, seed: int,
                            epochs: int, use_ldct: bool, lesions: LesionConfig | None,
-                           extra: dict | None = None) -> dict:
+                           extra: dict | None = None, ndct_warmup_epochs: int = 0) -> dict:
     """Train a ``[classifier]`` network on the patch task into ``<workdir>/<out_dir>``; return (and
     write) its ``metrics.json``, with ``extra`` appended.
 
@@ -77,8 +77,10 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
     `ldct_tf.observer_training`), so they differ only in what is passed here: ``seed`` fixes the
     initial weights and the patches (training at ``seed``, val and test at ``seed + 7``),
     ``use_ldct`` adds LDCT training patches to the NDCT ones, and ``lesions`` (None: none) the
-    ranges of the lesions inserted at the sham sites of the training slices. TensorBoard logs go
-    to ``<workdir>/logs/<log_dir>``.
+    ranges of the lesions inserted at the sham sites of the training slices. With ``use_ldct``,
+    the first ``ndct_warmup_epochs`` epochs train on NDCT patches alone (a detector that sees noisy
+    patches from the start can sit at chance for many epochs). TensorBoard logs go to
+    ``<workdir>/logs/<log_dir>``.
     """
     cfg = config.classifier
     workdir = Path(workdir)
@@ -97,9 +99,10 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
             cfg.batch_size, seed=seed + (0 if training else 7), insert_lesions=lesions)
 
-    train = patches("train", F.NDCT, True)
+    ndct_only = train = patches("train", F.NDCT, True)
     if use_ldct:
         train = train.concatenate(patches("train", F.LDCT, True))
+    warmup = min(ndct_warmup_epochs, epochs - 1) if use_ldct else 0
     val = patches("val", F.NDCT, False) if sizes["val"] else None
     # Val loss, not val AUC, picks the checkpoint: on a small val split AUC saturates at 1.0
     # early while the loss still tells better models apart.
@@ -116,8 +119,12 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
                       loss="binary_crossentropy",
                       metrics=[keras.metrics.AUC(name="auc"),
                                keras.metrics.BinaryAccuracy(name="accuracy")])
-        history = model.fit(train, validation_data=val, epochs=epochs, verbose=2, shuffle=False,
-                            callbacks=[
+        board = keras.callbacks.TensorBoard(str(workdir / "logs" / log_dir))
+        if warmup:
+            model.fit(ndct_only, validation_data=val, epochs=warmup, verbose=2, shuffle=False,
+                      callbacks=[board, keras.callbacks.TerminateOnNaN()])
+        history = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=warmup,
+                            verbose=2, shuffle=False, callbacks=[
                                 keras.callbacks.ModelCheckpoint(
                                     str(out / MODEL_FILE), monitor=monitor, mode="min",
                                     save_best_only=True),
@@ -126,13 +133,12 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
                                 keras.callbacks.EarlyStopping(
                                     monitor=monitor, patience=cfg.patience,
                                     start_from_epoch=min(epochs // 2, 10)),
-                                keras.callbacks.TensorBoard(str(workdir / "logs" / log_dir)),
-                                keras.callbacks.TerminateOnNaN()])
+                                board, keras.callbacks.TerminateOnNaN()])
         best = keras.models.load_model(out / MODEL_FILE)
         result = _evaluate(best, patches, sizes)
     result.update(training_seconds=round(time.time() - started, 1), epochs=epochs,
-                  epochs_run=len(history.history[monitor]),
-                  best_epoch=int(np.argmin(history.history[monitor])) + 1,
+                  epochs_run=warmup + len(history.history[monitor]),
+                  best_epoch=warmup + int(np.argmin(history.history[monitor])) + 1,
                   checkpoint_metric=monitor, patch_size=cfg.patch_size,
                   trained_on_ldct=use_ldct, inserted_lesions=lesions is not None, **(extra or {}))
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")

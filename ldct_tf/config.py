@@ -271,21 +271,26 @@ class ClassifierConfig:
 class ObserverConfig:
     """The independent CNN observer of `evaluate` (`train --phase observer`): a second lesion
     classifier, the `[classifier]` architecture and patch task, trained on LDCT and NDCT patches of
-    the train split with lesions of the `[lesion_test]` ranges inserted at sham sites, from its own
-    seed, and never used to make maps (the map classifier would favour the fine-tune it trained).
+    the train split with `[lesion]` lesions inserted at sham sites, from its own seed, and never used to make maps (the map classifier would favour the fine-tune it trained).
 
     seed: its own seed (weights, patch draws, inserted lesions).
     epochs: training epochs (the best val loss is kept, as for the classifier).
+    ndct_warmup_epochs: the first epochs train on NDCT patches alone, then LDCT joins (at most
+      epochs - 1, so LDCT always comes in).
     """
 
     seed: int = 1013
     epochs: int = 15
+    ndct_warmup_epochs: int = 5
 
     def __post_init__(self):
         if self.seed < 0:
             _fail("observer", "seed", f"must be >= 0, got {self.seed}")
         if self.epochs < 1:
             _fail("observer", "epochs", f"must be >= 1, got {self.epochs}")
+        if self.ndct_warmup_epochs < 0:
+            _fail("observer", "ndct_warmup_epochs", f"must be >= 0, got "
+                  f"{self.ndct_warmup_epochs}")
 
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")

@@ -55,8 +55,9 @@ MIN_CHO_PAIRS = 8  # fewer matched pairs give no usable CHO (covariance of the c
 CLAIM_METRICS = ("contrast_kept", "cho_auc", "lroc_area", "fraction_localized",
                  "cnn_observer_independent", "invented_contrast", "contrast_recovery",
                  "psnr_abdomen", "ssim_abdomen")
-LROC_SEARCH = 4.0  # the scanning observer searches a disk of 4 lesion radii around the site
-LROC_HIT = 1.0  # and localizes correctly within 1 radius
+# the scanning observer searches a disk of 4 lesion radii around the site and localizes correctly
+# within 1 radius
+LROC_SEARCH, LROC_HIT = localization.DEFAULT_SEARCH_FACTOR, localization.DEFAULT_HIT_FACTOR
 # A denoiser may paint at most this share of the true lesion contrast where there is no lesion.
 INVENTED_TOLERANCE = 0.1
 TWIN_INNER = 0.6  # twin measures average inside 0.6 lesion radii: the core, clear of the edge
@@ -717,7 +718,7 @@ def _conventions(config: Config) -> dict:
                 "P(present rated above absent and localized); guessing localizes "
                 f"{localization.chance_fraction(LROC_SEARCH, LROC_HIT):.4f}",
         "cnn_observer_independent": "a second lesion classifier (`train --phase observer`: own "
-                                    "seed, LDCT and NDCT patches, [lesion_test] lesions inserted) "
+                                    "seed, LDCT and NDCT patches, [lesion] lesions inserted) "
                                     "never used for maps, on patches centred on the (sham) "
                                     "lesion; AUC over the twins",
         "invented_contrast": "matched twins: sum over pairs of s (m(img_a) - m(ndct_a)) over the "

@@ -9,9 +9,12 @@ over its control. The observer is a network of the same architecture and patch t
 
 - trained from its own seed (``observer.seed``: initial weights, patch draws, inserted lesions)
   for ``observer.epochs``,
-- on LDCT and NDCT patches alike, since it reads noisy and denoised images, not only clean ones,
-- with lesions of the ``[lesion_test]`` ranges inserted at the sham sites of the training slices,
-  so it learns the test split's task rather than the (easier) training one,
+- on LDCT and NDCT patches alike (after the warm-up), since it reads noisy and denoised images,
+- with lesions of the ``[lesion]`` ranges inserted at the sham sites of the training slices, as
+  the map classifier does, and the first ``observer.ndct_warmup_epochs`` on NDCT alone: on the
+  benchmark an observer that saw LDCT from the start (or lesions drawn down to the faint
+  ``[lesion_test]`` ranges) sat at chance (train AUC 0.50 after 10 epochs). It learns clear
+  lesions, then reads the faint test ones,
 - and never used to make maps: nothing of the method has seen it.
 
 Writes
@@ -47,8 +50,9 @@ def run(config: Config, workdir: Path) -> dict:
     seed = config.observer.seed
     return train_patch_classifier(
         config, workdir, out_dir=OBSERVER_DIR, log_dir=OBSERVER_DIR, seed=seed,
-        epochs=config.observer.epochs, use_ldct=True, lesions=config.lesion_test,
-        extra={"seed": seed, "role": ROLE})
+        epochs=config.observer.epochs, use_ldct=True, lesions=config.lesion,
+        extra={"seed": seed, "role": ROLE, "ndct_warmup_epochs": config.observer.ndct_warmup_epochs},
+        ndct_warmup_epochs=config.observer.ndct_warmup_epochs)
 
 
 def load_observer(workdir: Path) -> tuple[keras.Model, int] | None:

@@ -57,8 +57,10 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     salt = cli.workdir_salt(workdir)
     units, index_skipped = plan_units(config, salt)
     records.remove_shards(out)
-    log.info("prepare: %d series -> %s; about %d examples (test slices twice: lesion present "
-             "and absent twins)", len(units), U.describe(units), U.expected_examples(units))
+    log.info("prepare: %d series -> %s; about %d examples (each test slice as %d lesion "
+             "present/absent twin pair(s))", len(units), U.describe(units),
+             U.expected_examples(units, config.lesion_test.pairs_per_slice),
+             config.lesion_test.pairs_per_slice)
     started = time.time()
     with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
         build_pipeline(pipeline, units, config, salt, out, index_skipped)

@@ -50,7 +50,8 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
     made = (pipeline
             | "Units" >> beam.Create(units)
             | "Spread" >> beam.Reshuffle()
-            | "MakeExamples" >> beam.ParDo(MakeExamples(config, salt, expected_examples(units)))
+            | "MakeExamples" >> beam.ParDo(MakeExamples(config, salt, expected_examples(
+                units, config.lesion_test.pairs_per_slice)))
             .with_outputs(
                 "skipped", main="examples"))
     compression = "gzip" if config.data.compression == "GZIP" else "uncompressed"

@@ -138,9 +138,11 @@ def expected_slices(units: Sequence[Unit]) -> int:
     return sum(per_unit[u.source](u) for u in units)
 
 
-def expected_examples(units: Sequence[Unit]) -> int:
-    """Examples the units will yield, about: test slices come twice (present/absent twins)."""
-    return sum(expected_slices([u]) * (2 if u.split == "test" else 1) for u in units)
+def expected_examples(units: Sequence[Unit], pairs_per_slice: int = 1) -> int:
+    """Examples the units will yield, about: each test slice gives ``pairs_per_slice`` matched
+    twin pairs (`[lesion_test]`), two examples each."""
+    return sum(expected_slices([u]) * (2 * pairs_per_slice if u.split == "test" else 1)
+               for u in units)
 
 
 def describe(units: Sequence[Unit]) -> dict[str, int]:

@@ -66,8 +66,33 @@ def test_report_and_figures_are_written(evaluated):
     assert "bm3d" in markdown  # the skipped set is listed with its reason
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # self-contained
-    for figure in ("lesion_rois.png", "profiles.png", "bars.png", "nps.png"):
+    for figure in ("lesion_rois.png", "profiles.png", "bars.png", "nps.png", "lroc.png"):
         assert (out / "figures" / figure).stat().st_size > 1000, figure
+    # the diagnostic table leads, then fidelity
+    assert markdown.index("## Diagnostic") < markdown.index("## Fidelity") < markdown.index(
+        "## Paired comparisons")
+    assert "independent CNN observer" in markdown and "LROC area" in markdown
+
+
+def test_metrics_json_has_the_diagnostic_figures_of_every_set(evaluated):
+    _, workdir, _ = evaluated
+    saved = json.loads((workdir / "eval" / "metrics.json").read_text())
+    for name in ("ldct", "ndct", "pretrain", "finetune"):
+        result = saved["sets"][name]
+        assert set(result["contrast_kept"]) >= {"value", "ci95", "by_group"}
+        if saved["units"] >= evaluate.MIN_CHO_PAIRS:
+            assert set(result["cho"]) >= {"dprime", "dprime_ci95", "auc", "auc_ci95"}
+        else:  # too few test slices to train a CHO template on half of them
+            assert result["cho"] is None
+        lroc = result["lroc"]
+        for key in ("fraction_localized", "lroc_area"):
+            low, high = lroc[key]["ci95"]
+            assert low <= lroc[key]["value"] <= high, (name, key)
+        assert lroc["chance_fraction"] == pytest.approx(1 / 16)
+        assert lroc["curve"]["fpf"][-1] == 1.0
+        assert lroc["curve"]["tpf"][-1] == pytest.approx(lroc["fraction_localized"]["value"],
+                                                         abs=1e-4)
+    assert saved["units"] <= saved["matched_pairs"]
 
 
 def test_summary_table_names_windows(evaluated):

@@ -69,3 +69,15 @@ def test_train_without_records_exits_with_the_command_to_run(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "python -m ldct_tf.prepare" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+
+def test_warm_up_epochs_train_on_ndct_before_ldct_joins(trained_tiny, tmp_path):
+    # 2 epochs with a longer warm-up: one NDCT-only epoch, then one with LDCT (it always comes in)
+    config, run_dir, _ = trained_tiny
+    (tmp_path / records.RECORDS_DIR).symlink_to(run_dir / records.RECORDS_DIR)
+    config = config.replace(observer=dataclasses.replace(config.observer, epochs=2,
+                                                         ndct_warmup_epochs=5))
+    result = observer_training.run(config, tmp_path)
+    assert result["epochs_run"] == 2 and 1 < result["best_epoch"] <= 2
+    assert result["ndct_warmup_epochs"] == 5 and result["trained_on_ldct"] is True
