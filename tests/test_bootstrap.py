@@ -52,3 +52,16 @@ def test_bootstrap_interval_covers_the_true_mean():
         low, high = bootstrap.mean_with_interval(sample, 300, rng)["ci95"]
         hits += low <= 5.0 <= high
     assert 0.88 <= hits / 200 <= 0.99  # nominal 95 %
+
+
+def test_bias_corrected_interval_is_centred_on_the_point_value():
+    rng = np.random.default_rng(4)
+    values = rng.normal(0.0, 1.0, 20000)
+    # replicates centred on the point: the plain percentile interval
+    low, high = bootstrap.bias_corrected_interval(values, 0.0)
+    assert low == pytest.approx(-1.96, abs=0.05) and high == pytest.approx(1.96, abs=0.05)
+    # replicates running 0.5 low (as the CHO's do): the interval moves up to centre on the point
+    low, high = bootstrap.bias_corrected_interval(values - 0.5, 0.0)
+    # (analytically: the 16.9 % and 99.85 % points of the replicates, -1.46 and 2.46)
+    assert low == pytest.approx(-1.46, abs=0.05) and high == pytest.approx(2.46, abs=0.2)
+    assert bootstrap.bias_corrected_interval([], 0.0) != bootstrap.bias_corrected_interval([], 0.0)
