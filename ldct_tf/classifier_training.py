@@ -69,7 +69,8 @@ def run(config: Config, workdir: Path) -> dict:
 
 def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_dir: str, seed: int,
                            epochs: int, use_ldct: bool, lesions: LesionConfig | None,
-                           extra: dict | None = None, ndct_warmup_epochs: int = 0) -> dict:
+                           extra: dict | None = None, ndct_warmup_epochs: int = 0,
+                           learning_rate: float | None = None) -> dict:
     """Train a ``[classifier]`` network on the patch task into ``<workdir>/<out_dir>``; return (and
     write) its ``metrics.json``, with ``extra`` appended.
 
@@ -79,7 +80,8 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
     ``use_ldct`` adds LDCT training patches to the NDCT ones, and ``lesions`` (None: none) the
     ranges of the lesions inserted at the sham sites of the training slices. With ``use_ldct``,
     the first ``ndct_warmup_epochs`` epochs train on NDCT patches alone (a detector that sees noisy
-    patches from the start can sit at chance for many epochs). TensorBoard logs go to
+    patches from the start can sit at chance for many epochs); ``learning_rate`` overrides
+    ``classifier.learning_rate``. TensorBoard logs go to
     ``<workdir>/logs/<log_dir>``.
     """
     cfg = config.classifier
@@ -115,7 +117,7 @@ def train_patch_classifier(config: Config, workdir: Path, *, out_dir: str, log_d
         # Keras warns at the end of every epoch of a tf.data input of unknown length.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model = build_classifier(cfg.filters)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
                       loss="binary_crossentropy",
                       metrics=[keras.metrics.AUC(name="auc"),
                                keras.metrics.BinaryAccuracy(name="accuracy")])

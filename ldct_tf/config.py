@@ -277,17 +277,36 @@ class ObserverConfig:
     epochs: training epochs (the best val loss is kept, as for the classifier).
     ndct_warmup_epochs: the first epochs train on NDCT patches alone, then LDCT joins (at most
       epochs - 1, so LDCT always comes in).
+    learning_rate: Adam's rate for the observer.
+    insert_contrast_hu: contrast magnitude range (HU) of the lesions inserted into its training
+      patches (sizes and signs from `[lesion]`): clearer than the test task, so it learns what a
+      lesion is quickly; it then reads the faint test lesions.
+    min_val_auc: an observer whose val AUC (NDCT patches) is below this reads nothing: the step
+      stops, removes it and names the fix (a network of this kind can collapse to a constant
+      output from an unlucky initialisation: another seed, or more epochs).
     """
 
     seed: int = 1013
     epochs: int = 15
     ndct_warmup_epochs: int = 5
+    min_val_auc: float = 0.7
+    learning_rate: float = 1e-3
+    insert_contrast_hu: tuple[float, float] = (100.0, 200.0)
 
     def __post_init__(self):
         if self.seed < 0:
             _fail("observer", "seed", f"must be >= 0, got {self.seed}")
         if self.epochs < 1:
             _fail("observer", "epochs", f"must be >= 1, got {self.epochs}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            _fail("observer", "learning_rate", f"must be a finite number > 0, got "
+                  f"{self.learning_rate}")
+        lo, hi = self.insert_contrast_hu
+        if not 0 < lo <= hi:
+            _fail("observer", "insert_contrast_hu", f"must be [low, high] with 0 < low <= high, "
+                  f"got {list(self.insert_contrast_hu)}")
+        if not 0.0 <= self.min_val_auc <= 1.0:
+            _fail("observer", "min_val_auc", f"must be in [0, 1], got {self.min_val_auc}")
         if self.ndct_warmup_epochs < 0:
             _fail("observer", "ndct_warmup_epochs", f"must be >= 0, got "
                   f"{self.ndct_warmup_epochs}")

@@ -710,15 +710,16 @@ def _conventions(config: Config) -> dict:
         "cho": f"SKE, {cfg.cho_channels} Laguerre-Gauss channels of width 2/3 of the mean lesion "
                "diameter, pooled covariance, template trained on one half of the test slices "
                "and read on the other (twins of a slice always on one side), mean over "
-               f"{cfg.cho_splits} splits, AUC = Phi(d'/sqrt 2); the interval is the percentile "
-               f"of the same {cfg.cho_splits}-split mean over resampled slices",
+               f"{cfg.cho_splits} splits, AUC = Phi(d'/sqrt 2); the interval is the bias-"
+               f"corrected percentile of the same {cfg.cho_splits}-split mean over resampled "
+               "slices",
         "lroc": f"scanning observer: a zero-mean matched filter of the known lesion disk scanned "
                 f"over a disk of {LROC_SEARCH:g} R around the site; a present case is localized "
                 f"when the maximum lies within {LROC_HIT:g} R of the centre; LROC area = "
                 "P(present rated above absent and localized); guessing localizes "
                 f"{localization.chance_fraction(LROC_SEARCH, LROC_HIT):.4f}",
         "cnn_observer_independent": "a second lesion classifier (`train --phase observer`: own "
-                                    "seed, LDCT and NDCT patches, [lesion] lesions inserted) "
+                                    "seed, LDCT and NDCT patches, clear lesions inserted) "
                                     "never used for maps, on patches centred on the (sham) "
                                     "lesion; AUC over the twins",
         "invented_contrast": "matched twins: sum over pairs of s (m(img_a) - m(ndct_a)) over the "

@@ -16,7 +16,7 @@ TINY = ["data.n_series=5", "data.slices_per_series=2", "data.image_size=64",
         "finetune.epochs=1", "train.image_panels=2", "train.precision=\"float32\"",
         # two epochs leave the tiny classifier near chance: its maps are still computed, for the
         # pipeline's sake (the gates themselves are tested in test_cam.py)
-        "cam.min_classifier_auc=0.0", "cam.min_peak_within=0.0"]
+        "cam.min_classifier_auc=0.0", "cam.min_peak_within=0.0", "observer.min_val_auc=0.0"]
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 

@@ -81,3 +81,18 @@ def test_warm_up_epochs_train_on_ndct_before_ldct_joins(trained_tiny, tmp_path):
     result = observer_training.run(config, tmp_path)
     assert result["epochs_run"] == 2 and 1 < result["best_epoch"] <= 2
     assert result["ndct_warmup_epochs"] == 5 and result["trained_on_ldct"] is True
+
+
+def test_an_observer_at_chance_is_removed_with_the_fix(tmp_path):
+    from ldct_tf.config import load_config
+    from ldct_tf.errors import LdctError
+
+    config = load_config(None, ["observer.seed=5", "observer.min_val_auc=0.7"])
+    (tmp_path / "observer").mkdir()
+    (tmp_path / "observer" / "model.keras").write_bytes(b"a collapsed network")
+    observer_training.check_learnt({"val_auc_ndct": 0.71}, config, tmp_path)  # learnt: kept
+    assert (tmp_path / "observer").is_dir()
+    with pytest.raises(LdctError, match=r"val AUC 0.50, below observer.min_val_auc = 0.7.*"
+                                        r"observer.seed=6"):
+        observer_training.check_learnt({"val_auc_ndct": 0.5}, config, tmp_path)
+    assert not (tmp_path / "observer").exists()
