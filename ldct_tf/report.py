@@ -345,7 +345,7 @@ def _lroc_curves(report, path):
     ax.set_ylabel("fraction detected and localized within R")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
     ax.set_title("LROC, scanning observer over 4 R (area in brackets)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 
