@@ -282,9 +282,10 @@ def aggregate(workdirs: list[Path], out: Path, resamples: int = 1000, seed: int 
 def _notes(n_seeds: int) -> dict:
     return {
         "bootstrap": "two-level percentile bootstrap: seeds with replacement, then the shared "
-                     "test cases (pairs for twin measures, slices for PSNR/SSIM, lesion-present "
-                     "slices for contrast recovery) with the same indices for every seed and both "
-                     "sets; the CHO AUC resamples seeds only",
+                     "test slices, each with all its twin pairs (the cases of twin measures, "
+                     "PSNR/SSIM and contrast recovery follow their slice), with the same draws "
+                     "for every seed and both sets; the CHO AUC, LROC and the independent CNN "
+                     "observer resample seeds only",
         "seed_level": f"{n_seeds} seed(s): a resample of {n_seeds} seeds takes few distinct "
                       "values, so the seed level of the bootstrap is coarse; the SD over seeds is "
                       "the plainer measure of training spread"
