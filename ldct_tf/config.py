@@ -271,7 +271,8 @@ class ClassifierConfig:
 class ObserverConfig:
     """The independent CNN observer of `evaluate` (`train --phase observer`): a second lesion
     classifier, the `[classifier]` architecture and patch task, trained on LDCT and NDCT patches of
-    the train split with `[lesion]` lesions inserted at sham sites, from its own seed, and never used to make maps (the map classifier would favour the fine-tune it trained).
+    the train split with lesions inserted at sham sites (`insert_contrast_hu`), from its own seed,
+    and never used to make maps (the map classifier would favour the fine-tune it trained).
 
     seed: its own seed (weights, patch draws, inserted lesions).
     epochs: training epochs (the best val loss is kept, as for the classifier).

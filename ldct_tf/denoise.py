@@ -14,8 +14,9 @@ input's relative paths:
   (Explicit VR Little Endian) when the source was compressed: pydicom has no encoder for several
   lossless JPEG syntaxes.
 
-Input files are never modified; an existing output file is replaced only with ``--force``. Slices
-larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
+Input files are never modified and nothing is written into the input tree (`check_paths` refuses an
+output that is, holds or sits inside the input); an existing output file is replaced only with
+``--force``. Slices larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
 """
 
 from __future__ import annotations
@@ -134,8 +135,31 @@ def _rescale(ds, frame: int) -> tuple[float, float]:
     return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
 
 
+def check_paths(input_dir: str | Path, output_dir: str | Path) -> None:
+    """Refuse, before anything is read or written, an output that would touch the input tree:
+    the same folder (``--force`` would replace the originals), a folder inside the input (a later
+    run would denoise its own outputs and list its ``quarantine.json`` as a bad input) or one that
+    holds the input; and an input or output that is not a folder."""
+    source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if not source.is_dir():
+        raise LdctError(f"--input {input_dir} is not a folder; point it at a folder of CT DICOM "
+                        "files")
+    if target.exists() and not target.is_dir():
+        raise LdctError(f"--output {output_dir} is a file; choose a folder for the derived series")
+    if target == source:
+        problem = "is the input folder (the originals would be replaced)"
+    elif target.is_relative_to(source):
+        problem = "is inside the input folder (a later run would read the outputs as inputs)"
+    elif source.is_relative_to(target):
+        problem = "contains the input folder"
+    else:
+        return
+    raise LdctError(f"--output {output_dir} {problem}; choose a folder outside {input_dir}")
+
+
 def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch: int = 4,
         force: bool = False, tile: int = DEFAULT_TILE) -> dict:
+    check_paths(input_dir, output_dir)
     serve, prov = load_model(model)
     model_name = f"{prov.get('name', Path(model).parent.name)} version " \
                  f"{prov.get('version', Path(model).name)}"

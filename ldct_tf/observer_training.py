@@ -12,11 +12,11 @@ over its control. The observer is a network of the same architecture and patch t
 - on LDCT and NDCT patches alike (after the warm-up), since it reads noisy and denoised images,
 - with lesions inserted at the sham sites of the training slices (sizes and signs of ``[lesion]``,
   contrast ``observer.insert_contrast_hu``, 100-200 HU by default) and its first
-  ``observer.ndct_warmup_epochs`` on NDCT alone. A detector of this kind can sit at chance for many
-  epochs: on the benchmark, with the training contrasts (40-80 HU) three seeds were still at chance
-  after 13-18 epochs, with or without LDCT (and two at a third of the learning rate after 10); with 100-200 HU it learnt by
-  epoch 5 (val AUC 0.94-0.99 on the real 40-80 HU lesions). Clear lesions teach it what a lesion
-  is; it then reads the faint test lesions,
+  ``observer.ndct_warmup_epochs`` on NDCT alone. A detector of this kind can sit at chance for
+  many epochs: on the benchmark, with the training contrasts (40-80 HU), three seeds were still at
+  chance after 13-18 epochs, with or without LDCT (and two at a third of the learning rate after
+  10); with 100-200 HU it learnt by epoch 5 (val AUC 0.94-0.99 on the real 40-80 HU lesions).
+  Clear lesions teach it what a lesion is; it then reads the faint test lesions,
 - and never used to make maps: nothing of the method has seen it.
 
 Writes
@@ -58,7 +58,8 @@ def run(config: Config, workdir: Path) -> dict:
         config, workdir, out_dir=OBSERVER_DIR, log_dir=OBSERVER_DIR, seed=seed,
         epochs=config.observer.epochs, use_ldct=True,
         lesions=dataclasses.replace(config.lesion, contrast_hu=config.observer.insert_contrast_hu),
-        extra={"seed": seed, "role": ROLE, "ndct_warmup_epochs": config.observer.ndct_warmup_epochs},
+        extra={"seed": seed, "role": ROLE,
+               "ndct_warmup_epochs": config.observer.ndct_warmup_epochs},
         ndct_warmup_epochs=config.observer.ndct_warmup_epochs,
         learning_rate=config.observer.learning_rate)
     check_learnt(result, config, workdir)

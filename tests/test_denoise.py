@@ -91,8 +91,9 @@ def test_existing_output_needs_force(model_dir, tmp_path):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
+    (tmp_path / "in").mkdir()
     result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model",
-                             str(tmp_path / "none"), "--input", str(tmp_path), "--output",
+                             str(tmp_path / "none"), "--input", str(tmp_path / "in"), "--output",
                              str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2 and "python -m ldct_tf.export" in result.stderr
 
@@ -111,3 +112,26 @@ def test_stored_values_invert_the_modality_lut():
     np.testing.assert_array_equal(stored, [0, 0, 1024, 1064, 4024, 4095])
     signed = denoise.stored_values(hu, 0.5, 0.0, 16, signed=True)
     assert signed.min() >= -32768 and signed.max() == 32767 and signed[3] == 81
+
+
+def _tree(root):
+    """Every file under ``root`` with its bytes: to show a refused run left the input as it was."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("output", ["in", "in/derived", ".", "ct.dcm-file"])
+def test_an_output_that_touches_the_input_is_refused_and_nothing_is_written(model_dir, tmp_path,
+                                                                            output):
+    # the same folder (with --force the originals would be replaced), a folder inside the input,
+    # one that holds the input, and an output that is a file
+    (tmp_path / "in").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
+    (tmp_path / "ct.dcm-file").write_bytes(b"not a folder")
+    before = _tree(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model", str(model_dir),
+                             "--input", str(tmp_path / "in"), "--output",
+                             str(tmp_path / output), "--force"], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "--output" in lines[0] and "Traceback" not in result.stderr
+    assert _tree(tmp_path) == before  # nothing written, nothing replaced
