@@ -210,6 +210,8 @@ def run(config: Config, workdir: Path) -> dict:
     if not any(records.shards(source, s) for s in SPLITS):
         raise LdctError(f"no records in {source}; run `python -m ldct_tf.prepare --workdir "
                         f"{workdir}` first")
+    if (source / "stats.json").is_file():
+        records.verify_shards(source)  # a cut shard is named here, before any map is written
     model = load_classifier(workdir)
     gate = check_classifier(workdir, config.cam.min_classifier_auc)
     layer = config.cam.layer or last_conv_layer(model)

@@ -56,7 +56,14 @@ def resolve(args: argparse.Namespace, extra_overrides: list[str] = ()) -> tuple[
         raise LdctError(f"--workdir {args.workdir!r} is a URL; pass a file-system path (mount a "
                         "bucket with gcsfuse or s3fs to use one)")
     workdir = Path(args.workdir) if args.workdir else default_workdir(args.config)
-    workdir.mkdir(parents=True, exist_ok=True)
+    if workdir.exists() and not workdir.is_dir():
+        raise LdctError(f"--workdir {workdir} is a file; pass a folder for the run (it is "
+                        "created if missing)")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LdctError(f"--workdir {workdir} cannot be created ({exc.strerror}); pass a folder "
+                        "you can write to") from None
     return config, workdir
 
 

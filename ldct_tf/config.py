@@ -617,11 +617,20 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     raw: dict[str, dict[str, Any]] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; pass a TOML file such as "
+                              "pipelines/configs/demo.toml")
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass a preset such as "
                               "pipelines/configs/demo.toml")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it "
+                              "as UTF-8 (TOML files are UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); check its "
+                              "permissions") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for item in overrides:

@@ -65,6 +65,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
         build_pipeline(pipeline, units, config, salt, out, index_skipped)
     records.write_schema(out, config.data.compression)
+    records.write_shard_counts(out)
     stats = json.loads((out / "stats.json").read_text())
     _report(stats, out, time.time() - started)
     return stats

@@ -50,10 +50,54 @@ def remove_shards(records_dir: str | Path) -> None:
             old.unlink()
 
 
-def split_sizes(records_dir: str | Path) -> dict[str, int]:
-    """Examples per split, from the folder's ``stats.json``."""
+def split_sizes(records_dir: str | Path, verify: bool = True) -> dict[str, int]:
+    """Examples per split, from the folder's ``stats.json``; with ``verify``, after checking that
+    every shard still holds the records written to it (`verify_shards`)."""
     stats = Path(records_dir) / "stats.json"
     if not stats.is_file():
         raise LdctError(f"{stats} not found; run `python -m ldct_tf.prepare` for this work "
                         "directory first")
+    if verify:
+        verify_shards(records_dir)
     return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}
+
+
+def count_records(path: str | Path) -> int:
+    """Records in one shard; a shard cut inside a record is an `LdctError` naming it."""
+    from ldct_tf.tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        return sum(1 for _ in tf.data.TFRecordDataset(str(path),
+                                                      compression_type=compression_of(path)))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+        raise LdctError(f"record file {path} is corrupted or truncated ({exc.message.strip()}); "
+                        "re-run `python -m ldct_tf.prepare` to rewrite it") from None
+
+
+def write_shard_counts(records_dir: str | Path) -> dict[str, int]:
+    """Count every shard once, just written, into ``stats.json`` (``"shards"``: name -> records):
+    readers check them (`verify_shards`), so a shard cut at a record boundary, emptied or lost is
+    an error, not slices silently missing."""
+    path = Path(records_dir) / "stats.json"
+    stats = json.loads(path.read_text())
+    stats["shards"] = {f.name: count_records(f) for split in SPLITS
+                       for f in shards(records_dir, split)}
+    path.write_text(json.dumps(stats, indent=2) + "\n")
+    return stats["shards"]
+
+
+def verify_shards(records_dir: str | Path) -> None:
+    """Every shard ``stats.json`` lists is there with as many records as were written; an
+    `LdctError` naming the first that is not. A ``stats.json`` without shard counts (written
+    before they existed) is not checked."""
+    stats = json.loads((Path(records_dir) / "stats.json").read_text())
+    for name, written in stats.get("shards", {}).items():
+        shard = Path(records_dir) / name
+        if not shard.is_file():
+            raise LdctError(f"record file {shard} is missing ({written} records were written); "
+                            "re-run `python -m ldct_tf.prepare` to rewrite the records")
+        found = count_records(shard)
+        if found != written:
+            raise LdctError(f"record file {shard} holds {found} records, {written} were written "
+                            "(cut or emptied); re-run `python -m ldct_tf.prepare` to rewrite it")

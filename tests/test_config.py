@@ -72,6 +72,32 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes("[data]\ninput = \"/data/M\u00fcller\"\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text.*save it as UTF-8"):
+        load_config(latin1)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["config_not_utf8", "config_is_folder", "workdir_is_file"])
+def test_path_and_encoding_errors_are_one_line_at_the_command_line(tmp_path, case):
+    import subprocess
+    import sys
+
+    (tmp_path / "plain").write_text("a file, not a folder")
+    (tmp_path / "latin1.toml").write_bytes("# caf\u00e9\n[data]\nseed = 1\n".encode("latin-1"))
+    args = {"config_not_utf8": ["--config", str(tmp_path / "latin1.toml"), "--workdir",
+                                str(tmp_path / "run")],
+            "config_is_folder": ["--config", str(tmp_path), "--workdir", str(tmp_path / "run")],
+            "workdir_is_file": ["--workdir", str(tmp_path / "plain")]}[case]
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.prepare", *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert (tmp_path / "plain").read_text() == "a file, not a folder"
 
 
 def test_a_url_workdir_is_refused_not_made_a_local_folder(tmp_path, monkeypatch):

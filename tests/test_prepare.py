@@ -206,3 +206,49 @@ def test_test_lesions_come_from_lesion_test_and_training_is_untouched():
                 assert 20.0 <= abs(item[F.LESION_CONTRAST_HU]) <= 30.0
                 diameter = 2 * item[F.LESION_RADIUS_PX] * item[F.PIXEL_SPACING_MM][0]
                 assert 4.0 - 1e-6 <= diameter <= 6.0 + 1e-6
+
+
+def _first_record_bytes(path):
+    """The bytes of a shard's first record (TFRecord framing: 8-byte length, 4-byte CRC, data,
+    4-byte CRC): a shard cut exactly at a record boundary."""
+    import struct
+
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    return data[:8 + 4 + length + 4]
+
+
+def test_stats_json_counts_every_shard(tiny_run):
+    _, workdir = tiny_run
+    stats = json.loads((workdir / "records" / "stats.json").read_text())
+    for split in SPLITS:
+        for shard in records.shards(workdir / "records", split):
+            written = sum(1 for _ in tf.data.TFRecordDataset(str(shard)))
+            assert stats["shards"][shard.name] == written
+
+
+@pytest.mark.parametrize("damage", ["cut_at_a_record_boundary", "emptied", "deleted"])
+def test_a_shard_with_fewer_records_than_written_is_named(tiny_run, tmp_path, damage):
+    import shutil
+
+    _, workdir = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(workdir / "records", run / "records")
+    shard = max(records.shards(run / "records", "train"),
+                key=lambda f: json.loads((run / "records" / "stats.json").read_text())
+                ["shards"][f.name])
+    if damage == "cut_at_a_record_boundary":
+        shard.write_bytes(_first_record_bytes(shard))
+    elif damage == "emptied":
+        shard.write_bytes(b"")
+    else:
+        shard.unlink()
+    with pytest.raises(Exception, match=shard.name) as raised:
+        records.split_sizes(run / "records")
+    assert type(raised.value).__name__ == "LdctError"
+    # at the command line: one line, exit 2, the shard named, no traceback
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.evaluate", "--workdir", str(run)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and shard.name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run / "eval").exists() or not (run / "eval" / "metrics.json").exists()
