@@ -115,7 +115,10 @@ def derived_dataset(source: Path, denoised_frames: dict[int, np.ndarray], series
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.ImageType = ["DERIVED", "SECONDARY"] + list(ds.get("ImageType", [])[2:])
+    source_type = ds.get("ImageType", [])
+    # a one-valued ImageType reads as a string: its letters are not values
+    source_type = [source_type] if isinstance(source_type, str) else list(source_type)
+    ds.ImageType = ["DERIVED", "SECONDARY"] + source_type[2:]
     ds.SeriesDescription = (str(ds.get("SeriesDescription", "")) + SERIES_SUFFIX)[:64]
     ds.DerivationDescription = (f"Denoised by ldct_tf model {model_name}; {RESEARCH_NOTE}")[:1024]
     return ds

@@ -61,6 +61,11 @@ DUPLICATE_POSITION_MM = 0.01
 _ORIENTATION_DECIMALS = 4
 _SPACING_DECIMALS = 4
 PAIR_SPACING_TOLERANCE_MM = 1e-3
+# What a CT slice can be: pixel sizes (mm) and CT numbers after the Modality LUT (HU); outside
+# them a header is broken. Not -2048 below: scanners pad outside the field of view with -3024 HU
+# (stored 0 with intercept -3024, or -2000 with -1024); 32767 is 16-bit CT's top, metal included.
+MIN_SPACING_MM, MAX_SPACING_MM = 0.05, 10.0
+HU_RANGE = (-4096.0, 32767.0)
 DEFAULT_PAIR_TOLERANCE_MM = 0.5
 
 _CT_SOP_CLASSES = frozenset(
@@ -712,9 +717,18 @@ def _frame(ds: Dataset, f: int, stored: np.ndarray, common: dict[str, Any]) -> _
         raise _Skip("missing PixelSpacing (0028,0030): the pixel size in mm is required")
     if min(spacing) <= 0:
         raise _Skip(f"invalid PixelSpacing {spacing} mm; expected two positive values")
+    if not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in spacing):
+        raise _Skip(f"PixelSpacing {spacing} mm outside {MIN_SPACING_MM}-{MAX_SPACING_MM} mm: "
+                    "not a CT pixel size (a unit or header error)")
     # PS3.3 C.7.6.16.2.9: per-frame rescale in Enhanced CT; C.11.1: classic Modality LUT.
     lut_source = _group_item(ds, f, "PixelValueTransformationSequence")
-    hu = apply_modality_lut(stored, lut_source if lut_source is not None else ds)
+    lut_source = lut_source if lut_source is not None else ds
+    _check_rescale(lut_source)
+    hu = apply_modality_lut(stored, lut_source)
+    if hu.size and not (HU_RANGE[0] <= float(np.min(hu)) and float(np.max(hu)) <= HU_RANGE[1]):
+        raise _Skip(f"values {float(np.min(hu)):.4g} to {float(np.max(hu)):.4g} HU after the "
+                    f"modality LUT, outside [{HU_RANGE[0]}, {HU_RANGE[1]}]: the rescale tags do "
+                    "not describe CT numbers")
     orientation = _floats(_attr(ds, f, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
     return _Frame(
         frame=f,
@@ -727,6 +741,25 @@ def _frame(ds: Dataset, f: int, stored: np.ndarray, common: dict[str, Any]) -> _
         hu=np.asarray(hu, dtype=np.float32),
         **common,
     )
+
+
+def _check_rescale(source: Dataset) -> None:
+    """The Modality LUT that turns stored values into HU must exist and make sense: CT requires
+    RescaleSlope and RescaleIntercept (PS3.3 C.8.2.1, Type 1) unless a ModalityLUTSequence is
+    given; a slope of 0 (every pixel the same value) or a non-finite one is a broken header."""
+    if "ModalityLUTSequence" in source:
+        return
+    if "RescaleSlope" not in source or "RescaleIntercept" not in source:
+        raise _Skip("missing RescaleSlope/RescaleIntercept (0028,1053/0028,1052), required for "
+                    "CT: the stored values cannot be turned into HU")
+    try:
+        slope, intercept = float(source.RescaleSlope), float(source.RescaleIntercept)
+    except (TypeError, ValueError):
+        raise _Skip(f"unreadable RescaleSlope {source.get('RescaleSlope')!r} or RescaleIntercept "
+                    f"{source.get('RescaleIntercept')!r}") from None
+    if not (math.isfinite(slope) and math.isfinite(intercept)) or slope == 0:
+        raise _Skip(f"RescaleSlope {slope} / RescaleIntercept {intercept}: a slope must be a "
+                    "finite non-zero number")
 
 
 def _group_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:

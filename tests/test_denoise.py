@@ -135,3 +135,14 @@ def test_an_output_that_touches_the_input_is_refused_and_nothing_is_written(mode
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "--output" in lines[0] and "Traceback" not in result.stderr
     assert _tree(tmp_path) == before  # nothing written, nothing replaced
+
+
+def test_a_one_valued_image_type_is_not_split_into_letters(model_dir, tmp_path):
+    # pydicom reads a one-valued ImageType as a string; slicing it gave DERIVED\SECONDARY\I\G\I\N..
+    (tmp_path / "in").mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.ImageType = "ORIGINAL"
+    ds.save_as(tmp_path / "in" / "ct.dcm")
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    out = pydicom.dcmread(tmp_path / "out" / "ct.dcm")
+    assert list(out.ImageType) == ["DERIVED", "SECONDARY"]

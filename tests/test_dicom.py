@@ -234,7 +234,37 @@ def _no_pixel_spacing(d: Path) -> Path:
     return save(make_ct_dataset(pixel_spacing=None, position_z=100.0), d / "no_spacing.dcm")
 
 
+def _slope_zero(d: Path) -> Path:
+    # read as stored values times 0: a constant image, silently, before
+    ds = make_ct_dataset(position_z=100.0)
+    ds.RescaleSlope = 0
+    return save(ds, d / "slope0.dcm")
+
+
+def _no_rescale(d: Path) -> Path:
+    # CT requires the rescale tags; without them stored values were read as if they were HU
+    ds = make_ct_dataset(position_z=100.0)
+    del ds.RescaleSlope, ds.RescaleIntercept
+    return save(ds, d / "no_rescale.dcm")
+
+
+def _huge_slope(d: Path) -> Path:
+    ds = make_ct_dataset(position_z=100.0)
+    ds.RescaleSlope = 1e30  # HU of 1e32 were accepted before
+    return save(ds, d / "huge_slope.dcm")
+
+
+def _absurd_spacing(d: Path) -> Path:
+    # metres written as millimetres: prepare stopped inside lesion placement with a traceback
+    return save(make_ct_dataset(pixel_spacing=(700.0, 700.0), position_z=100.0),
+                d / "spacing_700.dcm")
+
+
 BAD_FILES = [
+    (_slope_zero, r"^RescaleSlope 0\.0 .*finite non-zero"),
+    (_no_rescale, r"^missing RescaleSlope/RescaleIntercept"),
+    (_huge_slope, r"HU after the modality LUT, outside \[-4096"),
+    (_absurd_spacing, r"^PixelSpacing \(700\.0, 700\.0\) mm outside 0\.05-10\.0 mm"),
     (_not_dicom, r"^not a DICOM file"),
     (_truncated, r"^truncated .*\b\d+ of \d+ bytes"),
     (_no_pixel_data, r"^no pixel data"),
