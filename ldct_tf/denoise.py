@@ -40,6 +40,7 @@ SERIES_SUFFIX = " [ldct_tf denoised]"
 RESEARCH_NOTE = "research use only, not for diagnosis"
 DEFAULT_TILE = 1024
 TILE_OVERLAP = 32  # wider than the networks' receptive field, so tile seams do not show
+MIN_SIDE = 2 * TILE_OVERLAP  # smaller slices are padded to this (a receptive field each way)
 
 
 def load_model(path: str | Path):
@@ -53,7 +54,16 @@ def load_model(path: str | Path):
 
 
 def denoise_hu(serve, slices: np.ndarray, batch: int, tile: int = DEFAULT_TILE) -> np.ndarray:
-    """HU slices ``[n, rows, cols]`` -> denoised HU, in batches (tiles for very large slices)."""
+    """HU slices ``[n, rows, cols]`` -> denoised HU, in batches (tiles for very large slices;
+    slices under `MIN_SIDE` pixels on a side are edge-padded to it and cropped back, since a
+    network's pooling and receptive field need room)."""
+    rows, cols = slices.shape[1:]
+    if min(rows, cols) < MIN_SIDE:
+        pad_r, pad_c = max(MIN_SIDE - rows, 0), max(MIN_SIDE - cols, 0)
+        padded = np.pad(slices, ((0, 0), (pad_r // 2, pad_r - pad_r // 2),
+                                 (pad_c // 2, pad_c - pad_c // 2)), mode="edge")
+        out = denoise_hu(serve, padded, batch, tile)
+        return out[:, pad_r // 2:pad_r // 2 + rows, pad_c // 2:pad_c // 2 + cols]
     if max(slices.shape[1:]) > tile:
         return np.stack([_tiled(serve, s, tile) for s in slices])
     out = []

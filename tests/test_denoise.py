@@ -1,5 +1,6 @@
 """DICOM in, DICOM out: tags, pixel values through the inverse rescale, quarantine, tiles."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -146,3 +147,24 @@ def test_a_one_valued_image_type_is_not_split_into_letters(model_dir, tmp_path):
     denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
     out = pydicom.dcmread(tmp_path / "out" / "ct.dcm")
     assert list(out.ImageType) == ["DERIVED", "SECONDARY"]
+
+
+def test_a_slice_smaller_than_the_network_needs_is_padded_not_a_crash(model_dir, tmp_path):
+    # an 8x8 CT slice stopped denoise mid-run with a TensorFlow shape error
+    from dicom_fixtures import make_ct_dataset, save
+
+    (tmp_path / "in").mkdir()
+    save(make_ct_dataset(8, 8, position_z=0.0), tmp_path / "in" / "tiny.dcm")
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    out = pydicom.dcmread(tmp_path / "out" / "tiny.dcm")
+    assert out.pixel_array.shape == (8, 8)
+    assert json.loads((tmp_path / "out" / "quarantine.json").read_text()) == []
+
+
+def test_padding_matches_denoising_the_padded_slice_by_hand(model_dir, rng):
+    serve, _ = denoise.load_model(model_dir)
+    small = rng.normal(40.0, 20.0, (1, 10, 30)).astype(np.float32)
+    got = denoise.denoise_hu(serve, small, batch=1)
+    padded = np.pad(small, ((0, 0), (27, 27), (17, 17)), mode="edge")  # to 64x64, centred
+    by_hand = serve(ldct_hu=tf.constant(padded[..., None]))["denoised_hu"].numpy()[0, ..., 0]
+    np.testing.assert_allclose(got[0], by_hand[27:37, 17:47], atol=1e-3)
