@@ -49,8 +49,16 @@ def load_model(path: str | Path):
     if not (path / "saved_model.pb").is_file():
         raise LdctError(f"no SavedModel at {path}; export one with `python -m ldct_tf.export "
                         "--workdir RUN` and pass saved_models/<name>/<version>")
-    loaded = tf.saved_model.load(str(path))
-    return loaded.signatures["serving_default"], read_provenance(path)
+    provenance = read_provenance(path)
+    try:
+        loaded = tf.saved_model.load(str(path))
+        serve = loaded.signatures["serving_default"]
+    except Exception as exc:  # noqa: BLE001 - protobuf, TF and OS errors all mean "broken export"
+        raise LdctError(f"the SavedModel at {path} cannot be loaded ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}); it is "
+                        "corrupt, truncated or missing its variables: re-export it with `python "
+                        "-m ldct_tf.export`") from None
+    return serve, provenance
 
 
 def denoise_hu(serve, slices: np.ndarray, batch: int, tile: int = DEFAULT_TILE) -> np.ndarray:

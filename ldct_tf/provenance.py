@@ -39,6 +39,19 @@ def git_commit() -> str | None:
 
 
 def read_provenance(export_dir: str | Path) -> dict:
-    """The provenance an export wrote into its assets ({} when there is none)."""
+    """The provenance an export wrote into its assets ({} when there is none); an unreadable one
+    is an `LdctError` naming it (it says how the network was trained: guessing is worse)."""
+    from ldct_tf.errors import LdctError
+
     path = Path(export_dir) / "assets" / PROVENANCE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LdctError(f"{path} is not readable JSON ({exc}); re-export the model with "
+                        "`python -m ldct_tf.export`") from None
+    if not isinstance(value, dict):
+        raise LdctError(f"{path} is not a JSON object; re-export the model with "
+                        "`python -m ldct_tf.export`")
+    return value

@@ -168,3 +168,38 @@ def test_padding_matches_denoising_the_padded_slice_by_hand(model_dir, rng):
     padded = np.pad(small, ((0, 0), (27, 27), (17, 17)), mode="edge")  # to 64x64, centred
     by_hand = serve(ldct_hu=tf.constant(padded[..., None]))["denoised_hu"].numpy()[0, ..., 0]
     np.testing.assert_allclose(got[0], by_hand[27:37, 17:47], atol=1e-3)
+
+
+def _truncate_pb(export):
+    pb = export / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 3])
+
+
+def _drop_variables(export):
+    shutil.rmtree(export / "variables")
+
+
+def _garble_provenance(export):
+    (export / "assets" / "provenance.json").write_text("{not json")
+
+
+def _corrupt_pb(export):
+    (export / "saved_model.pb").write_bytes(b"\x00garbage" * 100)
+
+
+@pytest.mark.parametrize("damage", [_truncate_pb, _corrupt_pb, _drop_variables,
+                                    _garble_provenance], ids=lambda f: f.__name__[1:])
+def test_a_broken_savedmodel_is_one_line_and_nothing_is_written(model_dir, tmp_path, damage):
+    export = tmp_path / "export"
+    shutil.copytree(model_dir, export)
+    damage(export)
+    (tmp_path / "in").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model", str(export),
+                             "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(export) in errors[0] and "ldct_tf.export" in errors[0]
+    assert not (tmp_path / "out").exists()
