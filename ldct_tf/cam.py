@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -309,6 +310,21 @@ def _write_shard(shard: Path, target: Path, maps: list, how: str, scale: float |
     lesion-present slice (`_slice_quality`)."""
     compression = records.compression_of(shard)
     options = tf.io.TFRecordOptions(compression_type=compression)
+    quality = []
+    # written under a hidden name and renamed when complete: a failure leaves no partial shard
+    # that a later step would read as records
+    partial = target.parent / f".{target.name}.partial"
+    try:
+        quality = _write_records(shard, partial, maps, how, scale, shown, compression, options)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return quality
+
+
+def _write_records(shard: Path, target: Path, maps: list, how: str, scale: float | None,
+                   shown: list, compression: str, options) -> list[dict]:
     quality = []
     with tf.io.TFRecordWriter(str(target), options) as writer:
         for (example, hu), raw in zip(_examples(shard, compression), maps, strict=True):

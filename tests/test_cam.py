@@ -259,3 +259,40 @@ def test_map_gate_reads_val_then_train(tmp_path, per_split, minimum, raises):
         with pytest.raises(LdctError, match=f"the {raises} maps peak"):
             cam._check_maps(per_split, minimum, tmp_path)
         assert not (tmp_path / "train-00000-of-00001.tfrecord").exists()
+
+
+@pytest.mark.parametrize("cut", ["mid_record", "record_boundary"])
+def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, tmp_path, cut):
+    # before: a DataLossError that named no file, and a partial output shard left behind
+    config, workdir, _ = trained_tiny
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("records", "classifier"):
+        shutil.copytree(workdir / name, run / name)
+    shard = records.shards(run / "records", "train")[0]
+    data_bytes = shard.read_bytes()
+    keep = len(data_bytes) // 2 if cut == "mid_record" else 0
+    shard.write_bytes(data_bytes[:keep])
+    result = subprocess.run([sys.executable, "-m", "ldct_tf.cam", "--workdir", str(run),
+                             "--set", "cam.min_classifier_auc=0.0",
+                             "--set", "cam.min_peak_within=0.0"], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert shard.name in result.stderr and "Traceback" not in result.stderr
+    written = list((run / records.RECORDS_WITH_MASK_DIR).glob("*")) \
+        if (run / records.RECORDS_WITH_MASK_DIR).exists() else []
+    assert not [f for f in written if "tfrecord" in f.name], written
+
+
+def test_a_failed_map_shard_leaves_no_partial_file(tmp_path):
+    # the writer fails half way (maps run out before the records): neither the shard nor its
+    # temporary file is left
+    source = tmp_path / "train-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(source)) as writer:
+        for _ in range(3):
+            example = tf.train.Example()
+            writer.write(example.SerializeToString())
+    target = tmp_path / "out" / source.name
+    target.parent.mkdir()
+    with pytest.raises(Exception):
+        cam._write_shard(source, target, [], "global", 1.0, [])
+    assert list(target.parent.iterdir()) == []
