@@ -4,9 +4,9 @@
   the search widened past the configured grid while the best width lies at its edge.
 - BM3D (Dabov et al. 2007; the ``bm3d`` package, an optional extra: its licence allows
   non-commercial use only): noise estimated on val, run in parallel processes. FBP noise is
-  spatially correlated, so the noise is best given as its power spectrum (`estimate_noise_psd`,
-  BM3D for correlated noise of Mäkinen, Azzari & Foi 2020) rather than as a white-noise SD
-  (`estimate_noise_sd`, the classic BM3D).
+  spatially correlated, so the noise is given as its power spectrum (`estimate_noise_psd`, BM3D
+  for correlated noise of Mäkinen, Azzari & Foi 2020) rather than as a white-noise SD (the
+  classic BM3D; `bm3d` still takes one, and `psd_sd_hu` gives the SD of equal variance).
 
 The PSD convention is the ``bm3d`` package's (4.x, computed by ``bm4d``): a 2-D array of the
 image's shape in unshifted FFT order (DC at [0, 0]) holding E|fft2(noise)|^2, the *unnormalised*
@@ -63,12 +63,9 @@ def tune_gaussian(ldct: list[np.ndarray], ndct: list[np.ndarray], sigmas, *,
                   for f, n in zip(gaussian(ldct, sigma), ndct)]
         return float(np.mean(errors))
 
-    scores = {}
-    for sigma in sigmas:
-        scores.setdefault(float(sigma), None)
-    if not scores:
+    if not len(sigmas):
         raise ValueError("tune_gaussian needs at least one width")
-    scores = {sigma: score(sigma) for sigma in scores}
+    scores = {float(sigma): score(float(sigma)) for sigma in dict.fromkeys(sigmas)}
     grid = (min(scores), max(scores))
 
     def best_width() -> float:
@@ -125,24 +122,6 @@ def _ndct_noise_ratio(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> float:
     return float(np.median(ratios)) if ratios else 0.0
 
 
-def estimate_noise_sd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> float:
-    """LDCT noise SD (HU) from val pairs: the SD of LDCT - NDCT in uniform soft tissue, less the
-    NDCT's share (their noise is independent; the NDCT/LDCT noise ratio comes from the noise
-    index of each)."""
-    diffs = []
-    for low, normal in zip(ldct, ndct):
-        mask = metrics.uniform_tissue_mask(normal)
-        if mask.sum() < 50:
-            continue
-        diffs.append((low - normal)[mask])
-    if not diffs:
-        return float(np.std(np.concatenate([(a - b).ravel() for a, b in zip(ldct, ndct)])))
-    diff = np.concatenate(diffs)
-    robust_sd = 1.4826 * np.median(np.abs(diff - np.median(diff)))
-    ratio = _ndct_noise_ratio(ldct, ndct)
-    return float(robust_sd / np.sqrt(1.0 + ratio ** 2))
-
-
 def _noise_window(ndct: np.ndarray) -> np.ndarray:
     """The periodogram window of one slice: its body (smoothed NDCT above `_BODY_HU`, holes
     filled), eroded and given a soft edge so that the window is ~0 outside the body and at the
@@ -166,8 +145,8 @@ def estimate_noise_psd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> np.nda
     the whole image: outside it CT values are clipped at the bottom of the HU range or set to a
     constant outside the reconstruction circle, so air would understate the noise (and FBP noise
     is not stationary anyway; the body is where the denoising matters). A slice with under
-    `_MIN_BODY_PX` body pixels uses its whole image. The NDCT's own noise is removed as in
-    `estimate_noise_sd`: its PSD is assumed of the same shape (same reconstruction), so the
+    `_MIN_BODY_PX` body pixels uses its whole image. The NDCT's own noise is removed with the
+    NDCT/LDCT noise-index ratio of `_ndct_noise_ratio`: its PSD is assumed of the same shape (same reconstruction), so the
     difference's PSD is scaled by 1 / (1 + ratio^2). The DC bin, which the mean removal empties,
     takes the mean of its four neighbours. BM3D smooths the PSD itself, so it is not smoothed
     here.

@@ -41,6 +41,12 @@ class Clusters:
         """Every case its own unit (independent cases)."""
         return cls(tuple(np.array([i], dtype=np.int64) for i in range(n_cases)))
 
+    def subset(self, cases: np.ndarray) -> "Clusters":
+        """The units of ``cases`` only, each case renumbered by its position in ``cases`` (a
+        group of the cases, e.g. one lesion sign, resampled by the same units)."""
+        unit_of = {int(c): u for u, members in enumerate(self.members) for c in members}
+        return Clusters.of([unit_of[int(c)] for c in cases])
+
     @property
     def n_units(self) -> int:
         return len(self.members)

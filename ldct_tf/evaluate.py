@@ -511,17 +511,9 @@ def _contrast_kept(case: dict | None, test: Slices, pairs, resamples, rng) -> di
         idx = np.flatnonzero(chosen)
         if len(idx) < 2:
             continue
-        sub = {"cases": case["cases"][idx], "clusters": bootstrap.Clusters.of(
-            [_unit_of(case["clusters"], i) for i in idx])}
+        sub = {"cases": case["cases"][idx], "clusters": case["clusters"].subset(idx)}
         result["by_group"][name] = _twin_measure("contrast_kept", sub, resamples, rng)
     return result
-
-
-def _unit_of(clusters: bootstrap.Clusters, case_index: int) -> int:
-    for unit, members in enumerate(clusters.members):
-        if case_index in members:
-            return unit
-    raise IndexError(case_index)
 
 
 def _invented(case: dict | None, resamples, rng) -> dict:

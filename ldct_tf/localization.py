@@ -251,17 +251,3 @@ def chance_fraction(search_factor: float = DEFAULT_SEARCH_FACTOR,
         raise ValueError(f"search_factor and hit_factor must be > 0, got {search_factor}, "
                          f"{hit_factor}")
     return float(min(1.0, (hit_factor / search_factor) ** 2))
-
-
-def summarize(result: dict, search_factor: float = DEFAULT_SEARCH_FACTOR,
-              hit_factor: float = DEFAULT_HIT_FACTOR) -> dict:
-    """`localize_pairs`' output reduced to ``lroc_area``, ``fraction_localized``,
-    ``chance_fraction``, ``roc_auc`` (the scanning ratings, location ignored) and
-    ``median_distance_px`` (present cases)."""
-    r, c, a = result["present_rating"], result["correct"], result["absent_rating"]
-    both = r.size > 0 and a.size > 0
-    return {"lroc_area": lroc_area(r, c, a), "fraction_localized": fraction_localized(c),
-            "chance_fraction": chance_fraction(search_factor, hit_factor),
-            "roc_auc": lroc_area(r, np.ones_like(c, bool), a) if both else float("nan"),
-            "median_distance_px": float(np.median(result["distance_px"])) if r.size
-            else float("nan")}

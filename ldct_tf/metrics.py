@@ -219,8 +219,14 @@ def edge_step(profile: np.ndarray, offsets: np.ndarray = EDGE_OFFSETS_PX) -> flo
     """The height of a falling edge profile: plateau (mean at offsets <= -2 px) minus floor (mean
     at offsets >= +2 px), HU. Over NDCT's, it shows amplitude a rise distance cannot see (the rise
     distance is normalised by each image's own plateau)."""
+    top, bottom = _plateau_and_floor(profile, offsets)
+    return float(top - bottom)
+
+
+def _plateau_and_floor(profile, offsets) -> tuple[float, float]:
+    """The mean of an edge profile at offsets <= -2 px (inside) and >= +2 px (outside)."""
     profile = np.asarray(profile, np.float64)
-    return float(np.nanmean(profile[offsets <= -2.0]) - np.nanmean(profile[offsets >= 2.0]))
+    return np.nanmean(profile[offsets <= -2.0]), np.nanmean(profile[offsets >= 2.0])
 
 
 def rise_distance_px(profile: np.ndarray, offsets: np.ndarray = EDGE_OFFSETS_PX) -> float:
@@ -228,7 +234,7 @@ def rise_distance_px(profile: np.ndarray, offsets: np.ndarray = EDGE_OFFSETS_PX)
     <= -2 px, the floor the mean at offsets >= +2 px. Resolves rise distances up to about 3 px
     (a Gaussian blur up to sigma ~1.1 px); blurrier edges read short."""
     profile = np.asarray(profile, np.float64)
-    top, bottom = np.nanmean(profile[offsets <= -2.0]), np.nanmean(profile[offsets >= 2.0])
+    top, bottom = _plateau_and_floor(profile, offsets)
     if not top > bottom:
         return float("nan")
     level = (profile - bottom) / (top - bottom)  # 1 inside, 0 outside

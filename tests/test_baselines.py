@@ -49,12 +49,21 @@ def rng():
     return np.random.default_rng(7)
 
 
-def test_noise_psd_recovers_correlated_noise_spectrum(rng):
-    sd_low, sd_normal, width = 40.0, 20.0, 1.2
-    shape = (SIZE, SIZE)
+SD_LOW, SD_NORMAL, WIDTH = 40.0, 20.0, 1.2  # LDCT and NDCT noise SD (HU), kernel width (px)
+
+
+def val_pairs(rng, n):
+    """``n`` LDCT/NDCT pairs of one anatomy with independent correlated noise, and the anatomy."""
     clean = anatomy()
-    ldct = [clean + correlated_noise(rng, shape, sd_low, width) for _ in range(24)]
-    ndct = [clean + correlated_noise(rng, shape, sd_normal, width) for _ in range(24)]
+    shape = clean.shape
+    return ([clean + correlated_noise(rng, shape, SD_LOW, WIDTH) for _ in range(n)],
+            [clean + correlated_noise(rng, shape, SD_NORMAL, WIDTH) for _ in range(n)], clean)
+
+
+def test_noise_psd_recovers_correlated_noise_spectrum(rng):
+    sd_low, width = SD_LOW, WIDTH
+    shape = (SIZE, SIZE)
+    ldct, ndct, _ = val_pairs(rng, 24)
     psd = baselines.estimate_noise_psd(ldct, ndct)
     truth = analytic_psd(shape, sd_low, width)
     assert psd.shape == shape and np.all(psd >= 0)
@@ -82,13 +91,9 @@ def test_psd_path_matches_sigma_path_for_white_noise(rng):
 
 
 def test_bm3d_with_the_estimated_psd_beats_the_white_sigma_on_correlated_noise(rng):
-    sd_low, sd_normal, width = 40.0, 20.0, 1.2
-    shape = (SIZE, SIZE)
-    clean = anatomy()
-    ldct = [clean + correlated_noise(rng, shape, sd_low, width) for _ in range(16)]
-    ndct = [clean + correlated_noise(rng, shape, sd_normal, width) for _ in range(16)]
+    ldct, ndct, clean = val_pairs(rng, 16)
     psd = baselines.estimate_noise_psd(ldct, ndct)
-    test = [clean + correlated_noise(rng, shape, sd_low, width)]
+    test = [clean + correlated_noise(rng, clean.shape, SD_LOW, WIDTH)]
     white = baselines.bm3d(test, baselines.psd_sd_hu(psd), workers=1)
     coloured = baselines.bm3d(test, psd, workers=1)
     for w, c, noisy in zip(white, coloured, test):

@@ -65,3 +65,9 @@ def test_bias_corrected_interval_is_centred_on_the_point_value():
     # (analytically: the 16.9 % and 99.85 % points of the replicates, -1.46 and 2.46)
     assert low == pytest.approx(-1.46, abs=0.05) and high == pytest.approx(2.46, abs=0.2)
     assert bootstrap.bias_corrected_interval([], 0.0) != bootstrap.bias_corrected_interval([], 0.0)
+
+
+def test_subset_keeps_the_units_of_the_chosen_cases():
+    clusters = bootstrap.Clusters.of(["a", "b", "a", "c", "b"])
+    sub = clusters.subset(np.array([4, 0, 2]))  # b, a, a: positions 0, 1, 2 of the subset
+    assert [m.tolist() for m in sub.members] == [[0], [1, 2]]

@@ -159,8 +159,9 @@ def test_localize_pairs_reports_distance_and_correctness_per_pair(rng):
         p = result["present_location"][i]
         assert result["distance_px"][i] == pytest.approx(np.hypot(p[0] - row, p[1] - col))
         assert result["correct"][i] == (result["distance_px"][i] <= 1.5 * R)
-    summary = localization.summarize(result, hit_factor=1.5)
-    assert summary["chance_fraction"] == pytest.approx((1.5 / 4) ** 2)
-    assert summary["lroc_area"] <= summary["roc_auc"]
+    assert localization.chance_fraction(4.0, 1.5) == pytest.approx((1.5 / 4) ** 2)
+    rating, correct, absent = result["present_rating"], result["correct"], result["absent_rating"]
+    roc_auc = localization.lroc_area(rating, np.ones_like(correct, bool), absent)
+    assert localization.lroc_area(rating, correct, absent) <= roc_auc
     with pytest.raises(ValueError):
         localization.localize_pairs(present, absent[:3], lesions)
