@@ -9,12 +9,14 @@ prints as one line with a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import secrets
 from pathlib import Path
 
 from ldct_tf.config import Config, load_config, write_resolved
 from ldct_tf.errors import LdctError
+from ldct_tf.path_labels import INPUT_LABEL
 from ldct_tf.tf_import import import_tensorflow
 
 DEFAULT_RUNS_DIR = "runs"
@@ -73,7 +75,11 @@ def default_workdir(config_path: str | None) -> Path:
 
 
 def save_config(config: Config, workdir: Path, *step_dirs: Path) -> None:
-    """Write the resolved config to the work directory and to each step output directory."""
+    """Write the resolved config to the work directory and to each step output directory, with
+    ``data.input`` recorded as ``<input>`` unless ``data.keep_paths`` (folder names can name the
+    patient; `ldct_tf.path_labels`)."""
+    if config.data.input and not config.data.keep_paths:
+        config = config.replace(data=dataclasses.replace(config.data, input=INPUT_LABEL))
     for directory in (workdir, *step_dirs):
         write_resolved(config, Path(directory) / "config.toml")
 

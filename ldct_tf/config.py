@@ -38,13 +38,40 @@ def _fail(section: str, key: str, message: str) -> None:
     raise ConfigError(f"config [{section}] {key}: {message}")
 
 
+# Physical bounds: a setting outside them is a typo, not an experiment.
+SPACING_RANGE_MM = (0.05, 10.0)  # pixel sizes CT can have (the DICOM reader uses the same bounds)
+MAX_LESION_DIAMETER_MM = 100.0
+MAX_CONTRAST_HU = 2000.0  # more than bone over water
+MAX_LEARNING_RATE = 1.0
+
+
+def _check_learning_rate(section: str, learning_rate: float) -> None:
+    if not (math.isfinite(learning_rate) and 0 < learning_rate <= MAX_LEARNING_RATE):
+        _fail(section, "learning_rate", f"must be a finite number in (0, {MAX_LEARNING_RATE:g}], "
+              f"got {learning_rate}")
+
+
+def _check_range(section: str, key: str, pair: tuple[float, float], low: float, high: float,
+                 what: str) -> None:
+    """``pair`` is [lo, hi] with low <= lo <= hi <= high (``low`` excluded when it is 0 and the
+    quantity must be positive, said in ``what``)."""
+    lo, hi = pair
+    if not (low <= lo <= hi <= high) or (what.startswith("positive") and lo <= 0):
+        _fail(section, key, f"must be [low, high] {what} with {low:g} "
+              f"{'<' if what.startswith('positive') else '<='} low <= high <= {high:g}, "
+              f"got {list(pair)}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """What `prepare` makes: source, geometry, dose, splits and shards.
 
     source: "synthetic" (built-in phantoms), "dicom" (NDCT-only series; LDCT is simulated by
       projection-domain noise insertion) or "paired-dicom" (real NDCT/LDCT pairs, Mayo/TCIA layout).
-    input: DICOM directory for the dicom sources (also `prepare --input`).
+    input: DICOM directory for the dicom sources (also `prepare --input`); saved configs record it
+      as ``<input>`` (`ldct_tf.path_labels`) unless `keep_paths`.
+    keep_paths: write real input paths into quarantine.json, logs and saved configs (also
+      `prepare --keep-paths`); off by default because PACS folder names often name the patient.
     n_series: synthetic phantoms ("patients"), each its own series.
     slices_per_series: synthetic slices per phantom (independent noise and lesion draws).
     image_size: synthetic slice size, pixels (square).
@@ -58,6 +85,7 @@ class DataConfig:
 
     source: str = "synthetic"
     input: str = ""
+    keep_paths: bool = False
     n_series: int = 24
     slices_per_series: int = 4
     image_size: int = 256
@@ -78,8 +106,9 @@ class DataConfig:
             _fail(s, "slices_per_series", f"must be >= 1, got {self.slices_per_series}")
         if self.image_size < 16:
             _fail(s, "image_size", f"must be >= 16 pixels, got {self.image_size}")
-        if not self.pixel_spacing_mm > 0:
-            _fail(s, "pixel_spacing_mm", f"must be > 0 mm, got {self.pixel_spacing_mm}")
+        if not SPACING_RANGE_MM[0] <= self.pixel_spacing_mm <= SPACING_RANGE_MM[1]:
+            _fail(s, "pixel_spacing_mm", f"must be in [{SPACING_RANGE_MM[0]:g}, "
+                  f"{SPACING_RANGE_MM[1]:g}] mm, got {self.pixel_spacing_mm}")
         if not 0 < self.dose_fraction < 1:
             _fail(s, "dose_fraction", f"must be in (0, 1), got {self.dose_fraction}")
         fractions = self.split_fractions
@@ -145,14 +174,10 @@ class LesionConfig:
 
     def __post_init__(self):
         s = self.SECTION
-        lo, hi = self.diameter_mm
-        if not 0 < lo <= hi:
-            _fail(s, "diameter_mm", f"must be [low, high] with 0 < low <= high, "
-                  f"got {list(self.diameter_mm)}")
-        lo, hi = self.contrast_hu
-        if not 0 <= lo <= hi:
-            _fail(s, "contrast_hu", f"must be [low, high] magnitudes with 0 <= low <= high "
-                  f"(the sign comes from `sign`), got {list(self.contrast_hu)}")
+        _check_range(s, "diameter_mm", self.diameter_mm, 0.0, MAX_LESION_DIAMETER_MM,
+                     "positive diameters in mm")
+        _check_range(s, "contrast_hu", self.contrast_hu, 0.0, MAX_CONTRAST_HU,
+                     "magnitudes in HU (the sign comes from `sign`)")
         if self.sign not in ("positive", "negative", "both"):
             _fail(s, "sign", f"must be positive, negative or both, got {self.sign!r}")
         if self.profile not in PROFILES:
@@ -263,8 +288,7 @@ class ClassifierConfig:
         for key in ("patches_per_slice", "filters", "epochs", "batch_size", "patience"):
             if getattr(self, key) < 1:
                 _fail(s, key, f"must be >= 1, got {getattr(self, key)}")
-        if not self.learning_rate > 0:
-            _fail(s, "learning_rate", f"must be > 0, got {self.learning_rate}")
+        _check_learning_rate(s, self.learning_rate)
 
 
 @dataclass(frozen=True)
@@ -299,13 +323,9 @@ class ObserverConfig:
             _fail("observer", "seed", f"must be >= 0, got {self.seed}")
         if self.epochs < 1:
             _fail("observer", "epochs", f"must be >= 1, got {self.epochs}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            _fail("observer", "learning_rate", f"must be a finite number > 0, got "
-                  f"{self.learning_rate}")
-        lo, hi = self.insert_contrast_hu
-        if not 0 < lo <= hi:
-            _fail("observer", "insert_contrast_hu", f"must be [low, high] with 0 < low <= high, "
-                  f"got {list(self.insert_contrast_hu)}")
+        _check_learning_rate("observer", self.learning_rate)
+        _check_range("observer", "insert_contrast_hu", self.insert_contrast_hu, 0.0,
+                     MAX_CONTRAST_HU, "positive magnitudes in HU")
         if not 0.0 <= self.min_val_auc <= 1.0:
             _fail("observer", "min_val_auc", f"must be in [0, 1], got {self.min_val_auc}")
         if self.ndct_warmup_epochs < 0:
@@ -518,8 +538,7 @@ class TrainConfig:
 def _check_phase(section: str, epochs: int, learning_rate: float) -> None:
     if epochs < 1:
         _fail(section, "epochs", f"must be >= 1, got {epochs}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        _fail(section, "learning_rate", f"must be a finite number > 0, got {learning_rate}")
+    _check_learning_rate(section, learning_rate)
 
 
 @dataclass(frozen=True)
@@ -554,6 +573,8 @@ class EvaluateConfig:
             _fail("evaluate", "roi_size", f"must be 0 (auto) or an odd size, got {self.roi_size}")
         if not self.gaussian_sigmas_px or min(self.gaussian_sigmas_px) <= 0:
             _fail("evaluate", "gaussian_sigmas_px", f"must be > 0, got {self.gaussian_sigmas_px}")
+        if self.seed < 0:
+            _fail("evaluate", "seed", f"must be >= 0, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -703,6 +724,8 @@ def _coerce(section: str, key: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(section, key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):  # no setting means anything as inf or nan
+            _fail(section, key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -17,10 +17,16 @@ input's relative paths:
 Input files are never modified and nothing is written into the input tree (`check_paths` refuses an
 output that is, holds or sits inside the input); an existing output file is replaced only with
 ``--force``. Slices larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
+
+A series that fails part-way (an unexpected header, a full disk) is listed in
+``quarantine.json`` with its files and the reason, and the run goes on; ``quarantine.json`` is
+written however the run ends. It and the log lines name input files by salted labels
+(`ldct_tf.path_labels`; the salt is ``<output>/salt``), unless ``--keep-paths``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -30,7 +36,9 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ldct_tf import dicom
+from ldct_tf.cli import workdir_salt
 from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.path_labels import PathLabels
 from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
 
@@ -179,39 +187,49 @@ def check_paths(input_dir: str | Path, output_dir: str | Path) -> None:
 
 
 def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch: int = 4,
-        force: bool = False, tile: int = DEFAULT_TILE) -> dict:
+        force: bool = False, tile: int = DEFAULT_TILE, keep_paths: bool = False) -> dict:
     check_paths(input_dir, output_dir)
     serve, prov = load_model(model)
     model_name = f"{prov.get('name', Path(model).parent.name)} version " \
                  f"{prov.get('version', Path(model).name)}"
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    salt = workdir_salt(output_dir)
     # Headers first (cheap), then one series at a time: memory holds one series, not all.
-    index = dicom.index_series(input_dir)
+    index = dicom.index_series(input_dir, salt=salt)
+    labels = PathLabels(index.root, salt, keep_paths)
     targets = {p: t for group in index.groups
                for p, t in _targets(group.files, Path(index.root), output_dir).items()}
     existing = [t for t in targets.values() if t.exists()]
     if existing and not force:
         raise LdctError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --force "
                         "to replace them or choose another --output")
-    output_dir.mkdir(parents=True, exist_ok=True)
     started, done, n_series, skipped = time.time(), 0, 0, list(index.skipped)
     train_spacing = (prov.get("training") or {}).get("pixel_spacing_mm")
-    for group in index.groups:
-        try:
-            result = dicom.read_ct_series(list(group.files), root=index.root)
-        except dicom.NoUsableSliceError as exc:
-            skipped += exc.skipped
-            continue
-        skipped += result.skipped
-        for series in result.series:
-            _write_series(serve, series, targets, model_name, batch, tile, train_spacing)
-            done += series.n_slices
-            n_series += 1
-            rate = done / max(time.time() - started, 1e-9)
-            print(f"denoise: series {series.series_key}: {series.n_slices} slices "
-                  f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
-    quarantine = dicom.ReadResult([], skipped, index.root).write_quarantine(
-        output_dir / "quarantine.json")
+    quarantine = output_dir / "quarantine.json"
+    try:
+        for group in index.groups:
+            try:
+                result = dicom.read_ct_series(list(group.files), salt=salt, root=index.root,
+                                              labels=labels)
+            except dicom.NoUsableSliceError as exc:
+                skipped += exc.skipped
+                continue
+            skipped += result.skipped
+            for series in result.series:
+                try:
+                    _write_series(serve, series, targets, model_name, batch, tile, train_spacing)
+                except Exception as exc:  # noqa: BLE001 - one series must not stop the others
+                    skipped += _series_failure(series, targets, exc, labels, output_dir)
+                    continue
+                done += series.n_slices
+                n_series += 1
+                rate = done / max(time.time() - started, 1e-9)
+                print(f"denoise: series {series.series_key}: {series.n_slices} slices "
+                      f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
+    finally:
+        dicom.ReadResult([], [(labels(p), r) for p, r in skipped], index.root).write_quarantine(
+            quarantine)
     if not n_series:
         raise LdctError(f"no usable CT slice under {str(input_dir)!r}: {len(skipped)} file(s) "
                         f"skipped, see {quarantine}; point --input at a folder of CT DICOM images")
@@ -238,6 +256,23 @@ def _write_series(serve, series: dicom.CtSeries, targets: dict[str, Path], model
         ds = derived_dataset(Path(path), frames, uid, model_name)
         targets[path].parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(targets[path], enforce_file_format=True)
+
+
+def _series_failure(series: dicom.CtSeries, targets: dict[str, Path], exc: Exception,
+                    labels: PathLabels, output_dir: Path) -> list[tuple[str, str]]:
+    """Quarantine entries for every file of a series that failed part-way; its outputs, which
+    may be partly written, are removed, so no half series is left beside the whole ones. Paths
+    the error quotes (input or output: the output mirrors the input's names) are labelled."""
+    files = list(dict.fromkeys(series.source_paths))
+    outputs = [targets[path] for path in files]
+    mirror = dataclasses.replace(labels, root=str(output_dir), name="<output>")
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    detail = mirror.scrub(labels.scrub((detail.splitlines() or [""])[0], files), outputs)[:160]
+    for path in files:
+        targets[path].unlink(missing_ok=True)
+    reason = (f"series {series.series_key} not denoised: {type(exc).__name__}: {detail}; no file "
+              "of it was written")
+    return [(path, reason) for path in files]
 
 
 def _targets(paths, root: Path, output_dir: Path) -> dict[str, Path]:
@@ -268,11 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
                         help="denoise slices larger than this in overlapping tiles (pixels)")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.add_argument("--keep-paths", action="store_true",
+                        help="name input files by their real paths in quarantine.json and logs "
+                             "(default: salted labels, as folder names can name the patient)")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.tile <= 2 * TILE_OVERLAP:
         raise LdctError(f"--batch must be >= 1 and --tile > {2 * TILE_OVERLAP}, got "
                         f"{args.batch} and {args.tile}")
-    run(args.model, args.input, args.output, args.batch, args.force, args.tile)
+    run(args.model, args.input, args.output, args.batch, args.force, args.tile, args.keep_paths)
     return 0
 
 

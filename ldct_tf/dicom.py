@@ -45,6 +45,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
 
+from ldct_tf.config import SPACING_RANGE_MM
 from ldct_tf.errors import LdctError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ PAIR_SPACING_TOLERANCE_MM = 1e-3
 # What a CT slice can be: pixel sizes (mm) and CT numbers after the Modality LUT (HU); outside
 # them a header is broken. Not -2048 below: scanners pad outside the field of view with -3024 HU
 # (stored 0 with intercept -3024, or -2000 with -1024); 32767 is 16-bit CT's top, metal included.
-MIN_SPACING_MM, MAX_SPACING_MM = 0.05, 10.0
+MIN_SPACING_MM, MAX_SPACING_MM = SPACING_RANGE_MM
 HU_RANGE = (-4096.0, 32767.0)
 DEFAULT_PAIR_TOLERANCE_MM = 0.5
 
@@ -369,6 +370,7 @@ def read_ct_series(
     *,
     salt: str | None = None,
     root: str | os.PathLike | None = None,
+    labels: Callable[[str], str] = str,
 ) -> ReadResult:
     """Read every CT image under `path` (a file or a folder, walked recursively in sorted order).
 
@@ -383,7 +385,8 @@ def read_ct_series(
     CT slice is found.
 
     Logs (logger "ldct_tf.dicom"): one WARNING per file that had pydicom warnings, counting them
-    without their text; one DEBUG per skipped file; one INFO summary. Warnings are captured with
+    without their text; one DEBUG per skipped file; one INFO summary. Log lines name files and
+    folders by `labels` (`ldct_tf.path_labels.PathLabels`; default: the path as given). Warnings are captured with
     `warnings.catch_warnings`, which is process-wide: do not read DICOM in other threads meanwhile.
     """
     salt = _checked_salt(salt)
@@ -401,18 +404,18 @@ def read_ct_series(
     for file in files:
         folders = file.parent.relative_to(root).parts[::-1]
         try:
-            frames.extend(_read_file_quietly(file, folders, salt))
+            frames.extend(_read_file_quietly(file, folders, salt, labels))
         except _Skip as exc:
             skipped.append((str(file), str(exc)))
     series = _assemble_all(frames, skipped)
     for file_path, reason in skipped:
-        logger.debug("skipped %s: %s", file_path, reason)
+        logger.debug("skipped %s: %s", labels(file_path), reason)
     if not series:
-        raise NoUsableSliceError(_no_slice_message(path, skipped), skipped)
+        raise NoUsableSliceError(_no_slice_message(labels(str(path)), skipped), skipped)
     n_slices = sum(s.n_slices for s in series)
     logger.info(
         "read %d CT series (%d slices) from %s; skipped %d file(s) or frame(s)",
-        len(series), n_slices, path, len(skipped),
+        len(series), n_slices, labels(str(path)), len(skipped),
     )
     return ReadResult(series=series, skipped=skipped, root=str(root))
 
@@ -500,14 +503,15 @@ def _reason_kind(reason: str) -> str:
     return re.split(r"[:;]", reason, maxsplit=1)[0].strip()
 
 
-def _read_file_quietly(path: Path, folders: Sequence[str], salt: str) -> list[_Frame]:
+def _read_file_quietly(path: Path, folders: Sequence[str], salt: str,
+                       labels: Callable[[str], str] = str) -> list[_Frame]:
     """`_read_file` with pydicom's warnings and log records (they quote values) counted, unshown."""
     notices: dict[str, list[str]] = {"warnings": [], "logs": []}
     try:
         with _captured_pydicom_notices(notices):
             return _read_file_or_skip(path, folders, salt)
     finally:
-        _log_notices(path, notices)
+        _log_notices(labels(str(path)), notices)
 
 
 def _read_file_or_skip(path: Path, folders: Sequence[str], salt: str) -> list[_Frame]:
@@ -557,7 +561,7 @@ def _captured_pydicom_notices(notices: dict[str, list[str]]) -> Iterator[None]:
             notices["warnings"].extend(str(w.message) for w in caught)
 
 
-def _log_notices(path: Path, notices: dict[str, list[str]]) -> None:
+def _log_notices(path: str, notices: dict[str, list[str]]) -> None:
     """Emit one log line counting the notices of one file, without their text."""
     warned = notices["warnings"]
     # pydicom's warn_and_log both logs and warns the same text: count such a pair once.
@@ -951,7 +955,7 @@ def _keep_first(
         if fr is not first:
             reason = (
                 f"duplicate slice position: {_frame_label(fr)}{_along(fr, normal):.3f} mm along "
-                f"the normal, also at {first.path} (InstanceNumber {first.instance}), which is kept"
+                f"the normal, like the slice with InstanceNumber {first.instance}, which is kept"
             )
             skipped.append((fr.path, reason))
     return first
@@ -1084,17 +1088,18 @@ def _match_positions(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[np.ndarr
     return np.flatnonzero(ok), nearest[ok]
 
 
-def find_dose_pairs(result: ReadResult) -> list[PairedSeries]:
+def find_dose_pairs(result: ReadResult, labels: Callable[[str], str] | None = None
+                    ) -> list[PairedSeries]:
     """Pair each patient's full-dose and low-dose series (Mayo/TCIA LDCT-and-Projection-data).
 
     Series are grouped by patient_key (series without PatientID by their parent's parent folder).
     Full and low dose are told apart by dose_hint; when hints are missing, a series pairs with the
     other role, and with no hint at all the noisier series (`estimate_noise_hu`) is the low dose.
-    Raises LdctError naming each failing patient folder (relative to `result.root`, never the
-    patient ID) when a patient does not have exactly one full-dose and one low-dose series, or
+    Raises LdctError naming each failing patient folder (by `labels` of its path when given, else
+    relative to `result.root`; never the patient ID) when a patient does not have exactly one full-dose and one low-dose series, or
     when their slices do not pair (see `pair_series`). Returns PairedSeries sorted by folder.
     """
-    groups = _patient_groups(result)
+    groups = _patient_groups(result, labels)
     pairs: list[PairedSeries] = []
     problems: list[str] = []
     for i, (folder, series) in enumerate(groups, start=1):
@@ -1116,8 +1121,9 @@ def find_dose_pairs(result: ReadResult) -> list[PairedSeries]:
     return pairs
 
 
-def _patient_groups(result: ReadResult) -> list[tuple[str, list[CtSeries]]]:
-    """(patient folder relative to the root, its series) sorted by folder."""
+def _patient_groups(result: ReadResult, labels: Callable[[str], str] | None = None
+                    ) -> list[tuple[str, list[CtSeries]]]:
+    """(patient folder relative to the root or by `labels`, its series) sorted by folder."""
     root = Path(result.root)
     by_key: dict[str, list[CtSeries]] = collections.defaultdict(list)
     for s in result.series:
@@ -1125,7 +1131,7 @@ def _patient_groups(result: ReadResult) -> list[tuple[str, list[CtSeries]]]:
     groups = []
     for series in by_key.values():
         common = Path(os.path.commonpath([str(_series_folder(s)) for s in series]))
-        rel = os.path.relpath(common, root)
+        rel = labels(str(common)) if labels else os.path.relpath(common, root)
         groups.append((rel, sorted(series, key=lambda s: s.series_key)))
     return sorted(groups, key=lambda g: (g[0], g[1][0].series_key))
 

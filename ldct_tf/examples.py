@@ -26,6 +26,7 @@ import numpy as np
 from ldct_tf import dicom, features as F, lesions, phantoms, simulate
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError
+from ldct_tf.path_labels import PathLabels
 from ldct_tf.units import Unit, stable_int
 
 # Roles in the per-element seed, so the draws of one slice never share a random stream.
@@ -67,28 +68,30 @@ def _synthetic(unit: Unit, config: Config):
 
 
 def _dicom(unit: Unit, config: Config, salt: str | None):
+    """Skipped entries name files by their `PathLabels` (real paths with ``data.keep_paths``)."""
+    labels = PathLabels(unit.root, salt or dicom.DEFAULT_SALT, config.data.keep_paths)
     try:
-        result = dicom.read_ct_series(list(unit.files), salt=salt, root=unit.root)
+        result = dicom.read_ct_series(list(unit.files), salt=salt, root=unit.root, labels=labels)
     except dicom.NoUsableSliceError as exc:
         for path, reason in exc.skipped:
-            yield ("skipped", path, reason)
+            yield ("skipped", labels(path), reason)
         return
     for path, reason in result.skipped:
-        yield ("skipped", path, reason)
+        yield ("skipped", labels(path), reason)
     if unit.source == "paired-dicom":
         try:
-            pairs = dicom.find_dose_pairs(result)
+            pairs = dicom.find_dose_pairs(result, labels)
         except LdctError as exc:
-            yield ("skipped", unit.root, f"patient not paired: {exc}")
+            yield ("skipped", labels(unit.root), f"patient not paired: {exc}")
             return
         for pair in pairs:
-            yield from _paired_slices(unit, config, pair)
+            yield from _paired_slices(unit, config, pair, labels)
     else:
         for series in result.series:
-            yield from _ndct_slices(unit, config, series)
+            yield from _ndct_slices(unit, config, series, labels)
 
 
-def _ndct_slices(unit: Unit, config: Config, series: dicom.CtSeries):
+def _ndct_slices(unit: Unit, config: Config, series: dicom.CtSeries, labels: PathLabels):
     dose, kwargs = config.data.dose_fraction, config.scanner.simulate_kwargs()
     spacing = float(np.mean(series.pixel_spacing_mm))
     for k in range(series.n_slices):
@@ -99,18 +102,19 @@ def _ndct_slices(unit: Unit, config: Config, series: dicom.CtSeries):
             rng = slice_rng(config, series.series_key, k, _LDCT, twin)
             return ndct, simulate.simulate_low_dose(ndct, spacing, dose, rng, **kwargs)
 
-        yield from _guarded(series.source_paths[k], _labelled(
+        yield from _guarded(labels(series.source_paths[k]), _labelled(
             unit, config, k, ndct_image, series.pixel_spacing_mm, dose, images,
             series_key=series.series_key))
 
 
-def _paired_slices(unit: Unit, config: Config, pair: dicom.PairedSeries):
+def _paired_slices(unit: Unit, config: Config, pair: dicom.PairedSeries, labels: PathLabels):
     for k in range(pair.n_slices):
         def images(lesion: lesions.Lesion, twin: int, k=k):
             return (lesions.insert_lesion(pair.ndct_hu[k], lesion),
                     lesions.insert_lesion(pair.ldct_hu[k], lesion))
 
-        yield from _guarded(f"{unit.root} (paired slice {k})", _labelled(
+        yield from _guarded(f"{labels(unit.root)} (paired series {pair.series_key} slice {k})",
+                            _labelled(
             unit, config, k, pair.ndct_hu[k], pair.pixel_spacing_mm, config.data.dose_fraction,
             images, series_key=pair.series_key))
 

@@ -9,6 +9,11 @@ the workers turn each unit into slice examples (`ldct_tf.examples`), and the pip
   mean/SD/percentiles and noise of LDCT and NDCT), ``quarantine.json`` (every skipped file or
   slice with its reason; an empty list when none), ``config.toml`` (the resolved config).
 
+Input files are named in these artifacts and in log lines by `ldct_tf.path_labels` labels
+(``<input>/<hashed components>``), never by their paths, unless ``--keep-paths`` (``data.keep_paths``);
+``python -m ldct_tf.quarantine`` maps the labels back for whoever holds the input. A failed run
+leaves no Beam temporary folder behind.
+
 The default runner is Beam's DirectRunner in multi-process mode with one worker per CPU core. Any
 Beam runner and its options can be passed after ``--``, e.g.
 ``python -m ldct_tf.prepare --config c.toml -- --runner FlinkRunner --flink_master host:8081``.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,6 +31,7 @@ from pathlib import Path
 from ldct_tf import cli, dicom, records, units as U
 from ldct_tf.config import SOURCES, Config
 from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.path_labels import PathLabels
 
 log = logging.getLogger("ldct_tf.prepare")
 
@@ -41,7 +48,14 @@ def plan_units(config: Config, salt: str) -> tuple[list[U.Unit], list[tuple[str,
     if not index.groups:
         raise LdctError(f"no DICOM series found under {data.input!r} ({len(index.skipped)} "
                         "file(s) skipped); point --input at a folder of CT DICOM files")
-    return U.dicom_units(index, data.source, data.seed, data.split_fractions), index.skipped
+    labels = input_labels(config, salt, index.root)
+    skipped = [(labels(path), reason) for path, reason in index.skipped]
+    return U.dicom_units(index, data.source, data.seed, data.split_fractions), skipped
+
+
+def input_labels(config: Config, salt: str, root: str) -> PathLabels:
+    """How this run's artifacts name the files under ``root``, the input (`ldct_tf.path_labels`)."""
+    return PathLabels(root, salt, config.data.keep_paths)
 
 
 def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
@@ -53,8 +67,8 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     workdir = Path(workdir)
     out = workdir / records.RECORDS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    cli.save_config(config, workdir, out)
     salt = cli.workdir_salt(workdir)
+    cli.save_config(config, workdir, out)
     units, index_skipped = plan_units(config, salt)
     records.remove_shards(out)
     log.info("prepare: %d series -> %s; about %d examples (each test slice as %d lesion "
@@ -62,13 +76,22 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
              U.expected_examples(units, config.lesion_test.pairs_per_slice),
              config.lesion_test.pairs_per_slice)
     started = time.time()
-    with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
-        build_pipeline(pipeline, units, config, salt, out, index_skipped)
+    try:
+        with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
+            build_pipeline(pipeline, units, config, salt, out, index_skipped)
+    finally:
+        remove_beam_temp(out)
     records.write_schema(out, config.data.compression)
     records.write_shard_counts(out)
     stats = json.loads((out / "stats.json").read_text())
     _report(stats, out, time.time() - started)
     return stats
+
+
+def remove_beam_temp(out: Path) -> None:
+    """Delete the temporary folders Beam's file sinks leave when a pipeline fails."""
+    for temp in Path(out).glob("beam-temp-*"):
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _report(stats: dict, out: Path, seconds: float) -> None:
@@ -99,9 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                              "Write LDCT/NDCT TFRecords with an Apache Beam pipeline.")
     parser.add_argument("--source", choices=SOURCES)
     parser.add_argument("--input", help="DICOM folder for the dicom sources")
+    parser.add_argument("--keep-paths", action="store_true",
+                        help="name input files by their real paths in quarantine.json, logs and "
+                             "saved configs (default: salted labels, as folder names can name "
+                             "the patient)")
     args = parser.parse_args(ours)
     extra = [f"data.source={json.dumps(args.source)}"] if args.source else []
     extra += [f"data.input={json.dumps(args.input)}"] if args.input else []
+    extra += ["data.keep_paths=true"] if args.keep_paths else []
     config, workdir = cli.resolve(args, extra)
     run(config, workdir, beam_args)
     return 0

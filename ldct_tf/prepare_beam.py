@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import (
 from ldct_tf import features as F, record_stats, records
 from ldct_tf.config import SPLITS, Config
 from ldct_tf.examples import unit_examples
+from ldct_tf.path_labels import PathLabels
 from ldct_tf.units import Unit, expected_examples
 
 _PROGRESS_EVERY_S = 10.0
@@ -83,13 +84,18 @@ class MakeExamples(beam.DoFn):
         self.done, self.started, self.last = 0, time.time(), time.time()
 
     def process(self, unit: Unit):
-        for kind, first, second in unit_examples(unit, self.config, self.salt):
-            if kind == "skipped":
-                yield beam.pvalue.TaggedOutput("skipped", (first, second))
-                continue
-            self.done += 1
-            self._progress()
-            yield first, F.make_example(second), record_stats.add(record_stats.empty(), second)
+        made = 0
+        try:
+            for kind, first, second in unit_examples(unit, self.config, self.salt):
+                if kind == "skipped":
+                    yield beam.pvalue.TaggedOutput("skipped", (first, second))
+                    continue
+                self.done, made = self.done + 1, made + 1
+                self._progress()
+                yield first, F.make_example(second), record_stats.add(record_stats.empty(), second)
+        except Exception as exc:  # noqa: BLE001 - one series must not stop the others
+            yield beam.pvalue.TaggedOutput("skipped", unit_failure(unit, self.config, self.salt,
+                                                                   exc, made))
 
     def _progress(self):
         now = time.time()
@@ -98,6 +104,18 @@ class MakeExamples(beam.DoFn):
             print(f"prepare: worker {os.getpid()}: {self.done} examples ({rate:.1f}/s); about "
                   f"{self.expected} in all", file=sys.stderr, flush=True)
             self.last = now
+
+
+def unit_failure(unit: Unit, config: Config, salt: str, exc: Exception, made: int
+                 ) -> tuple[str, str]:
+    """The quarantine entry of a series whose processing failed part-way: it names the series
+    (its label), the error (input paths in its text labelled too) and the examples kept."""
+    labels = PathLabels(unit.root or ".", salt, config.data.keep_paths)
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    detail = labels.scrub((detail.splitlines() or [""])[0], unit.files)[:200]
+    where = (labels(unit.root) if unit.root else f"synthetic series {unit.series_key}")
+    return where, (f"series {unit.series_key} failed: {type(exc).__name__}: {detail}; its other "
+                   f"slices are not used ({made} example(s) written before the failure)")
 
 
 class StatsFn(beam.CombineFn):

@@ -48,7 +48,14 @@ def test_presets_load(preset):
     (["n_series=3"], r"must look like section.key=value"),
     (["data.seed=-1"], r"\[data\] seed: must be >= 0, got -1"),
     (["train.seed=-2"], r"\[train\] seed: must be >= 0, got -2"),
-    (["pretrain.learning_rate=inf"], r"\[pretrain\] learning_rate: must be a finite number > 0"),
+    (["pretrain.learning_rate=inf"], r"\[pretrain\] learning_rate: must be a finite number, got"),
+    (["pretrain.learning_rate=3"], r"\[pretrain\] learning_rate: must be a finite number in \(0, 1\]"),
+    (["classifier.learning_rate=0"], r"\[classifier\] learning_rate: must be a finite number in"),
+    (["evaluate.seed=-1"], r"\[evaluate\] seed: must be >= 0, got -1"),
+    (["data.pixel_spacing_mm=1e300"], r"\[data\] pixel_spacing_mm: must be in \[0.05, 10\] mm"),
+    (["lesion_test.contrast_hu=[20, 1e6]"], r"\[lesion_test\] contrast_hu: must be \[low, high\] "
+                                            r"magnitudes in HU .*high <= 2000"),
+    (["lesion.diameter_mm=[0, 5]"], r"\[lesion\] diameter_mm: .* with 0 < low <= high <= 100"),
     (["finetune.weight=\"lesion\""], r"\[finetune\] weight: must be one of map, uniform, oracle"),
     (["finetune.weight_form=\"linear\""], r"\[finetune\] weight_form: must be one of boost"),
     (["finetune.boost=-1"], r"\[finetune\] boost: must be a finite number >= 0, got -1"),
@@ -63,6 +70,35 @@ def test_presets_load(preset):
 def test_bad_values_name_the_key_and_the_rule(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config(None, overrides)
+
+
+def _number_keys():
+    """Every float-valued key (alone or in a list) of every section, from the dataclasses."""
+    import dataclasses
+    import typing
+
+    from ldct_tf.config import Config
+
+    for section in dataclasses.fields(Config):
+        section_type = typing.get_type_hints(Config)[section.name]
+        hints = typing.get_type_hints(section_type)
+        for key in dataclasses.fields(section_type):
+            hint = hints[key.name]
+            if hint is float:
+                yield section.name, key.name, None
+            elif typing.get_origin(hint) is tuple and float in typing.get_args(hint):
+                args = typing.get_args(hint)
+                yield section.name, key.name, 2 if Ellipsis in args else len(args)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_no_number_anywhere_may_be_nan_or_infinite(value):
+    keys = list(_number_keys())
+    assert len(keys) >= 20  # the walk found the config's numbers
+    for section, key, length in keys:
+        text = value if length is None else "[" + ", ".join([value] * length) + "]"
+        with pytest.raises(ConfigError, match=rf"\[{section}\] {key}: must be a finite number"):
+            load_config(None, [f"{section}.{key}={text}"])
 
 
 def test_missing_and_invalid_files(tmp_path):

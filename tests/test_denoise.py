@@ -15,6 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
 from ldct_tf import denoise, export
+from ldct_tf.path_labels import resolve
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,16 @@ def test_ct_small_and_a_non_ct_file(model_dir, tmp_path):
     before = (tmp_path / "in" / "ct.dcm").read_bytes()
     summary = denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
     assert summary["slices"] == 1 and summary["skipped"] == 1
-    quarantine = (tmp_path / "out" / "quarantine.json").read_text()
-    assert "mr.dcm" in quarantine and "modality MR is not CT" in quarantine
+    [entry] = json.loads((tmp_path / "out" / "quarantine.json").read_text())
+    assert entry["reason"] == "modality MR is not CT" and "mr.dcm" not in entry["path"]
+    salt = (tmp_path / "out" / "salt").read_text()  # the label maps back with the output's salt
+    assert resolve([entry["path"]], tmp_path / "in", salt) == {
+        entry["path"]: str(tmp_path / "in" / "mr.dcm")}
     assert pydicom.dcmread(tmp_path / "out" / "ct.dcm").pixel_array.shape == (128, 128)
     assert (tmp_path / "in" / "ct.dcm").read_bytes() == before
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "kept", keep_paths=True)
+    [entry] = json.loads((tmp_path / "kept" / "quarantine.json").read_text())
+    assert entry["path"] == str(tmp_path / "in" / "mr.dcm")
 
 
 def test_compressed_source_is_written_uncompressed(model_dir, tmp_path):

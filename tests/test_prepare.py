@@ -1,5 +1,6 @@
 """The prepare pipeline on Beam's DirectRunner: records, splits, schema, stats, quarantine."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dicom_fixtures import PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
+from dicom_fixtures import PLANTED_PATH_NAME, PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
 from ldct_tf import features as F, records
 from ldct_tf.config import SPLITS
 from ldct_tf.examples import unit_examples
+from ldct_tf.path_labels import resolve
 from ldct_tf.units import synthetic_units
 from records_fixtures import prepare_tiny
 
@@ -127,20 +129,28 @@ def test_worker_count_does_not_change_the_examples(tiny_run, tmp_path):
 
 
 def test_dicom_source_with_a_broken_file_lands_in_quarantine(tmp_path):
-    dicom_dir = tmp_path / "dicom"
+    # a PACS-style export: the input folder and each patient folder carry the patient's name
+    dicom_dir = tmp_path / f"export_{PLANTED_PATH_NAME}"
     for p in range(3):  # three patients, each one series of 64x64 "abdomen" slices
-        write_series(dicom_dir / f"patient{p}", n_slices=2, rows=64, cols=64,
+        write_series(dicom_dir / f"{PLANTED_PATH_NAME}_{p}", n_slices=2, rows=64, cols=64,
                      pixel_spacing=(1.4, 1.4), series_uid=f"1.2.826.0.1.3680043.8.498.{p + 10}",
                      patient_id=f"{PLANTED_PATIENT_ID}{p}", stored_volume=_abdomen_stored(p))
-    (dicom_dir / "patient0" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    broken = dicom_dir / f"{PLANTED_PATH_NAME}_0" / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     workdir = tmp_path / "run"
     prepare_tiny(workdir, ["data.source=\"dicom\"", f"data.input=\"{dicom_dir}\""])
     quarantine = json.loads((workdir / "records" / "quarantine.json").read_text())
-    assert [q["path"].endswith("broken.dcm") for q in quarantine] == [True]
+    salt = (workdir / "salt").read_text().strip()
+    # each path component hashed with the run's salt (the extension kept), as the test computes it
+    digest = [hashlib.sha256(f"{salt}\x00{part}".encode()).hexdigest()[:10]
+              for part in (f"{PLANTED_PATH_NAME}_0", "broken.dcm")]
+    assert [q["path"] for q in quarantine] == [f"<input>/{digest[0]}/{digest[1]}.dcm"]
+    assert resolve([quarantine[0]["path"]], dicom_dir, salt) == {quarantine[0]["path"]: str(broken)}
     stats = json.loads((workdir / "records" / "stats.json").read_text())["splits"]
     assert sum(s["examples"] for s in stats.values()) == 2 + 2 + 4  # test slices come twice
+    assert 'input = "<input>"' in (workdir / "config.toml").read_text()
     blob = b"".join(f.read_bytes() for f in workdir.rglob("*") if f.is_file())
-    for planted in PLANTED_VALUES:
+    for planted in (*PLANTED_VALUES, PLANTED_PATH_NAME):
         assert planted.encode() not in blob
 
 
