@@ -41,7 +41,9 @@ _SEED_SPACE = 2 ** 31 - 1
 
 
 def list_shards(file_pattern: str | Sequence[str]) -> list[str]:
-    """Sorted files matching the pattern(s); a clear error when there are none."""
+    """Sorted files matching the pattern(s), checked whole (`records.check_files`: a shard that
+    is cut, emptied or missing is an error naming it, before any record is read); a clear error
+    when there are none."""
     patterns = [file_pattern] if isinstance(file_pattern, (str, Path)) else list(file_pattern)
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(str(p))})
     if not files:
@@ -52,6 +54,7 @@ def list_shards(file_pattern: str | Sequence[str]) -> list[str]:
     if len(kinds) > 1:
         raise LdctError(f"{', '.join(map(str, patterns))} mixes GZIP and uncompressed shards; "
                         "re-run prepare into a clean records folder")
+    records.check_files(files)
     return files
 
 

@@ -269,7 +269,8 @@ def _series_failure(series: dicom.CtSeries, targets: dict[str, Path], exc: Excep
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     detail = mirror.scrub(labels.scrub((detail.splitlines() or [""])[0], files), outputs)[:160]
     for path in files:
-        targets[path].unlink(missing_ok=True)
+        if targets[path].is_file():
+            targets[path].unlink()
     reason = (f"series {series.series_key} not denoised: {type(exc).__name__}: {detail}; no file "
               "of it was written")
     return [(path, reason) for path in files]

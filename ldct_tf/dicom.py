@@ -386,8 +386,9 @@ def read_ct_series(
 
     Logs (logger "ldct_tf.dicom"): one WARNING per file that had pydicom warnings, counting them
     without their text; one DEBUG per skipped file; one INFO summary. Log lines name files and
-    folders by `labels` (`ldct_tf.path_labels.PathLabels`; default: the path as given). Warnings are captured with
-    `warnings.catch_warnings`, which is process-wide: do not read DICOM in other threads meanwhile.
+    folders by `labels` (`ldct_tf.path_labels.PathLabels`; default: the path as given). Warnings
+    are captured with `warnings.catch_warnings`, which is process-wide: do not read DICOM in other
+    threads meanwhile.
     """
     salt = _checked_salt(salt)
     if isinstance(path, (str, os.PathLike)):
@@ -1096,8 +1097,9 @@ def find_dose_pairs(result: ReadResult, labels: Callable[[str], str] | None = No
     Full and low dose are told apart by dose_hint; when hints are missing, a series pairs with the
     other role, and with no hint at all the noisier series (`estimate_noise_hu`) is the low dose.
     Raises LdctError naming each failing patient folder (by `labels` of its path when given, else
-    relative to `result.root`; never the patient ID) when a patient does not have exactly one full-dose and one low-dose series, or
-    when their slices do not pair (see `pair_series`). Returns PairedSeries sorted by folder.
+    relative to `result.root`; never the patient ID) when a patient does not have exactly one
+    full-dose and one low-dose series, or when their slices do not pair (see `pair_series`).
+    Returns PairedSeries sorted by folder.
     """
     groups = _patient_groups(result, labels)
     pairs: list[PairedSeries] = []

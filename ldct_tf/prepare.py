@@ -10,9 +10,9 @@ the workers turn each unit into slice examples (`ldct_tf.examples`), and the pip
   slice with its reason; an empty list when none), ``config.toml`` (the resolved config).
 
 Input files are named in these artifacts and in log lines by `ldct_tf.path_labels` labels
-(``<input>/<hashed components>``), never by their paths, unless ``--keep-paths`` (``data.keep_paths``);
-``python -m ldct_tf.quarantine`` maps the labels back for whoever holds the input. A failed run
-leaves no Beam temporary folder behind.
+(``<input>/<hashed components>``), never by their paths, unless ``--keep-paths``
+(``data.keep_paths``); ``python -m ldct_tf.quarantine`` maps the labels back for whoever holds
+the input. A failed run leaves no Beam temporary folder behind.
 
 The default runner is Beam's DirectRunner in multi-process mode with one worker per CPU core. Any
 Beam runner and its options can be passed after ``--``, e.g.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -79,6 +80,12 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     try:
         with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
+    except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
+        first = (str(exc).splitlines() or [""])[0]
+        if isinstance(exc, OSError) or re.match(r"\w+Error: \[Errno \d+\]", first):
+            raise LdctError(f"prepare could not write into {out} ({first[:200]}); free space, "
+                            "fix permissions or remove what is in the way, then re-run") from None
+        raise
     finally:
         remove_beam_temp(out)
     records.write_schema(out, config.data.compression)

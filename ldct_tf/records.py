@@ -8,7 +8,9 @@ Beam's ``WriteToTFRecord`` and TFX use.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Sequence
 
 from ldct_tf import features as F
 from ldct_tf.config import SPLITS
@@ -62,17 +64,48 @@ def split_sizes(records_dir: str | Path, verify: bool = True) -> dict[str, int]:
     return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}
 
 
+_COUNTED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime) -> records: read once
+
+
 def count_records(path: str | Path) -> int:
-    """Records in one shard; a shard cut inside a record is an `LdctError` naming it."""
+    """Records in one shard; a shard cut inside a record is an `LdctError` naming it. A shard
+    is read once per process while its size and modification time stay the same."""
     from ldct_tf.tf_import import import_tensorflow
 
     tf = import_tensorflow()
+    local = "://" not in str(path)
+    if local:
+        info = os.stat(path)
+        key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+        if key in _COUNTED:
+            return _COUNTED[key]
     try:
-        return sum(1 for _ in tf.data.TFRecordDataset(str(path),
-                                                      compression_type=compression_of(path)))
+        count = sum(1 for _ in tf.data.TFRecordDataset(str(path),
+                                                       compression_type=compression_of(path)))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
         raise LdctError(f"record file {path} is corrupted or truncated ({exc.message.strip()}); "
                         "re-run `python -m ldct_tf.prepare` to rewrite it") from None
+    if local:
+        _COUNTED[key] = count
+    return count
+
+
+def check_files(files: Sequence[str]) -> None:
+    """The shards a reader is about to use are whole: each reads to its end, each that the
+    ``stats.json`` beside it lists holds the records written to it, and no shard it lists for
+    the same split is missing. An `LdctError` names the first that is not."""
+    by_folder: dict[Path, list[str]] = {}
+    for f in files:
+        count_records(f)
+        if "://" not in str(f):
+            by_folder.setdefault(Path(f).parent, []).append(Path(f).name)
+    for folder, names in by_folder.items():
+        stats = folder / "stats.json"
+        if not stats.is_file():
+            continue
+        written = json.loads(stats.read_text()).get("shards", {})
+        splits = {name.split("-", 1)[0] for name in names}
+        verify_shards(folder, {n: c for n, c in written.items() if n.split("-", 1)[0] in splits})
 
 
 def write_shard_counts(records_dir: str | Path) -> dict[str, int]:
@@ -87,12 +120,13 @@ def write_shard_counts(records_dir: str | Path) -> dict[str, int]:
     return stats["shards"]
 
 
-def verify_shards(records_dir: str | Path) -> None:
-    """Every shard ``stats.json`` lists is there with as many records as were written; an
-    `LdctError` naming the first that is not. A ``stats.json`` without shard counts (written
-    before they existed) is not checked."""
-    stats = json.loads((Path(records_dir) / "stats.json").read_text())
-    for name, written in stats.get("shards", {}).items():
+def verify_shards(records_dir: str | Path, counts: dict[str, int] | None = None) -> None:
+    """Every shard ``stats.json`` lists (or ``counts``: name -> records written) is there with as
+    many records as were written; an `LdctError` naming the first that is not. A ``stats.json``
+    without shard counts (written before they existed) is not checked."""
+    if counts is None:
+        counts = json.loads((Path(records_dir) / "stats.json").read_text()).get("shards", {})
+    for name, written in counts.items():
         shard = Path(records_dir) / name
         if not shard.is_file():
             raise LdctError(f"record file {shard} is missing ({written} records were written); "

@@ -49,7 +49,8 @@ def test_presets_load(preset):
     (["data.seed=-1"], r"\[data\] seed: must be >= 0, got -1"),
     (["train.seed=-2"], r"\[train\] seed: must be >= 0, got -2"),
     (["pretrain.learning_rate=inf"], r"\[pretrain\] learning_rate: must be a finite number, got"),
-    (["pretrain.learning_rate=3"], r"\[pretrain\] learning_rate: must be a finite number in \(0, 1\]"),
+    (["pretrain.learning_rate=3"], r"\[pretrain\] learning_rate: must be a finite number in "
+                                   r"\(0, 1\]"),
     (["classifier.learning_rate=0"], r"\[classifier\] learning_rate: must be a finite number in"),
     (["evaluate.seed=-1"], r"\[evaluate\] seed: must be >= 0, got -1"),
     (["data.pixel_spacing_mm=1e300"], r"\[data\] pixel_spacing_mm: must be in \[0.05, 10\] mm"),
