@@ -46,15 +46,17 @@ SEEDS_DIR = "seeds"
 SHARED = ("records", "records_with_mask", "classifier", "cam", "observer", "salt")
 
 
-def fingerprints(config: Config, steps: list[Step]) -> dict[str, str]:
-    """Each step's fingerprint: its config sections and its upstream steps' fingerprints."""
+def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str, str]:
+    """Each step's fingerprint: its config sections and its upstream steps' fingerprints, hashed
+    with the run's ``salt`` (the sections hold ``data.input``, whose folder names can name the
+    patient: an unsalted hash of them could be matched against guesses)."""
     out: dict[str, str] = {}
     for step in steps:
         sections = step.configure(config).to_dict()
         parts = {"sections": {name: sections[name] for name in step.sections},
                  "inputs": [out[name] for name in step.inputs]}
-        out[step.name] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()
-                                        ).hexdigest()[:16]
+        text = salt + "\x00" + json.dumps(parts, sort_keys=True)
+        out[step.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
 
 
@@ -69,7 +71,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
         if value is not None and value not in names:
             raise LdctError(f"{option} {value!r} is not a step of this run; steps: "
                             f"{', '.join(names)}")
-    prints = fingerprints(config, steps)
+    prints = fingerprints(config, steps, cli.workdir_salt(workdir))
     state = _load(workdir / STATE_FILE)
     forced = set(names[names.index(start):]) if start else {only} if only else set()
     manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
