@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ldct_tf import cli
+from ldct_tf.workdir import Workdir
 
 
 def main() -> int:
@@ -26,19 +27,19 @@ def main() -> int:
     args = parser.parse_args()
     cli.quiet_startup()
 
-    from ldct_tf import baselines, evaluate, metrics, records
+    from ldct_tf.evaluate import baselines, study as evaluate, metrics
+    from ldct_tf import records
     from ldct_tf.config import load_config
-    from ldct_tf.denoiser_training import model_path
 
     config = load_config(args.config)
     workdir = Path(args.workdir)
-    test = evaluate.load_slices(records.pattern(workdir / records.RECORDS_DIR, "test"), config)
+    test = evaluate.load_slices(records.pattern(Workdir(workdir).records, "test"), config)
     ldct, ndct = test.ldct[:args.slices], test.ndct[:args.slices]
     makers = {"ldct": lambda: ldct, "gaussian": lambda: baselines.gaussian(ldct, 1.0)}
     if baselines.bm3d_available() is None:
         makers["bm3d"] = lambda: baselines.bm3d(ldct, 17.0)
     for name in evaluate.NETWORK_SETS:
-        path = model_path(workdir, name)
+        path = Workdir(workdir).denoiser_model(name)
         if path.is_file():
             network = evaluate.load_network(path)  # the inference form evaluation runs
             evaluate.denoise(network, ldct[:1])  # warm-up

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from ldct_tf import cli, records
 from ldct_tf.config import load_config
+from ldct_tf.workdir import Workdir
 
 
 def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int) -> float:
-    from ldct_tf import prepare
+    from ldct_tf.prepare import pipeline as prepare
 
     config = load_config(None, [f"data.n_series={slices}", "data.slices_per_series=1",
                                 f"data.image_size={image_size}",
@@ -35,7 +36,7 @@ def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int) -> f
 
 
 def reader_rate(pattern: str, config, batches: int) -> float:
-    from ldct_tf import data
+    from ldct_tf.records import dataset as data
 
     ds = data.make_dataset(pattern, config, training=True).repeat()
     it = iter(ds)
@@ -82,7 +83,7 @@ def main() -> int:
         else:
             workdir = Path(tmp) / "w"
             prepare_rate(workdir, args.slices, 2, 256)
-        pattern = records.pattern(workdir / records.RECORDS_DIR, "train")
+        pattern = records.pattern(Workdir(workdir).records, "train")
         result["reader_patches_per_s"] = round(reader_rate(pattern, config, args.batches), 1)
     result["train_patches_per_s"] = round(train_rate(config, args.train_steps, args.filters), 1)
     result["ratio"] = round(result["reader_patches_per_s"] / result["train_patches_per_s"], 2)

@@ -2,10 +2,10 @@
 work directory's test split (LDCT and NDCT; no network needed). Prints one JSON line.
 
 - ``psnr_ldct``: abdomen PSNR of LDCT; before: slices resampled as independent; after: test slices
-  with all their twins (`ldct_tf.bootstrap.Clusters`).
+  with all their twins (`ldct_tf.evaluate.bootstrap.Clusters`).
 - ``contrast_kept_ldct``: before: pairs resampled as independent; after: test slices.
 - ``cho_auc_<set>``: before: cases with replacement, halves by position (copies on both sides),
-  one split per resample; after: `ldct_tf.observers.cho_study` (halves of distinct slices, the
+  one split per resample; after: `ldct_tf.evaluate.observers.cho_study` (halves of distinct slices, the
   same split-averaged estimator as the point value).
 - ``cho_auc_ndct_minus_ldct``: the paired difference and its interval (after only).
 
@@ -20,8 +20,9 @@ import json
 
 import numpy as np
 
-from ldct_tf import bootstrap, metrics, observers, records
-from ldct_tf import evaluate as E
+from ldct_tf.evaluate import bootstrap, metrics, observers
+from ldct_tf import records
+from ldct_tf.evaluate import study as E
 from ldct_tf.config import load_config
 
 

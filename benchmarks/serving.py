@@ -71,7 +71,7 @@ def main() -> int:
     import tensorflow as tf
 
     from ldct_tf.config import ModelConfig
-    from ldct_tf.denoiser import build_network
+    from ldct_tf.models.denoiser import build_network
     from ldct_tf.provenance import read_provenance
 
     arch = read_provenance(args.model)["training"]["architecture"]

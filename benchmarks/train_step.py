@@ -1,5 +1,5 @@
 """Cost of the custom two-phase train_step: finetune (activation-weighted MSE) through
-`ldct_tf.denoiser.Denoiser` against plain ``compile(loss="mse"); fit`` of the same network and batch.
+`ldct_tf.models.denoiser.Denoiser` against plain ``compile(loss="mse"); fit`` of the same network and batch.
 
 Medians of interleaved repetitions (plain, custom, plain, custom, ...: this machine's speed drifts
 between repeats). Prints one JSON line with custom_patches_per_s, plain_patches_per_s, overhead
@@ -35,8 +35,8 @@ def main() -> int:
     import tensorflow as tf
 
     from ldct_tf.config import ModelConfig
-    from ldct_tf.denoiser import Denoiser, build_network
-    from ldct_tf.precision import policy_scope
+    from ldct_tf.models.denoiser import Denoiser, build_network
+    from ldct_tf.train.precision import policy_scope
 
     rng = np.random.default_rng(0)
     shape = (args.batch, args.patch, args.patch, 1)

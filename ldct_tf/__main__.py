@@ -6,14 +6,9 @@ which is what a bug report needs.
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-# Step name -> module; each module has `main(argv) -> int`.
-STEPS: dict[str, str] = {"prepare": "ldct_tf.prepare", "train": "ldct_tf.train",
-                         "cam": "ldct_tf.cam", "evaluate": "ldct_tf.evaluate",
-                         "export": "ldct_tf.export", "denoise": "ldct_tf.denoise",
-                         "seed_study": "ldct_tf.seed_study"}
+from ldct_tf.steps import COMMANDS, command_main
 
 
 def info() -> int:
@@ -35,21 +30,21 @@ def info() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        names = ", ".join(["info", *STEPS])
+        names = ", ".join(["info", *COMMANDS])
         print(f"usage: ldct-tf STEP [ARGS...]   steps: {names}")
         return 0 if argv else 2
     step, rest = argv[0], argv[1:]
     if step == "info":
         return info()
-    if step not in STEPS:
-        print(f"error: unknown step {step!r}; choose one of: info, {', '.join(STEPS)}",
+    if step not in COMMANDS:
+        print(f"error: unknown step {step!r}; choose one of: info, {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
     from ldct_tf.cli import quiet_startup
     from ldct_tf.errors import run_cli
 
     quiet_startup()
-    return run_cli(importlib.import_module(STEPS[step]).main, rest)
+    return run_cli(command_main(step), rest)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ gradients do not vanish where the classifier is confident. Post-processing is ex
 [0, 1]: by default ("global") divided by one constant for every slice of every split, fixed on the
 train split (`global_scale`) and clipped, so a slice the classifier finds nothing in keeps a dark
 map instead of having its strongest noise stretched to 1; "minmax" and "max" scale each map on its
-own. The map is stored as it is, as ``mask`` (uint8, round(255 * A), see `ldct_tf.features`); the
+own. The map is stored as it is, as ``mask`` (uint8, round(255 * A), see `ldct_tf.records.schema`); the
 training weight is applied later by the finetune input pipeline, exactly once.
 
 Writes ``<workdir>/records_with_mask/`` (every input record plus ``mask``, same shard names, with
@@ -38,17 +38,18 @@ from typing import Iterator
 
 import numpy as np
 
-from ldct_tf import cli, features as F, records
-from ldct_tf.classifier_training import CLASSIFIER_DIR, load_classifier
+from ldct_tf import cli, records
+from ldct_tf.records import schema as F
+from ldct_tf.train.classifier import load_classifier
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
+from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.workdir import Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-CAM_DIR = "cam"
 BODY_HU = -500.0  # body = NDCT above this (excludes air and gas, keeps fat and lung edges)
 _FIGURE_SLICES = 8
 GLOBAL_PERCENTILE = 99.0  # of the per-slice maxima of the raw train maps: the "global" scale
@@ -170,7 +171,7 @@ def peak_within(mask: np.ndarray, row: float, col: float, radius_px: float,
 def classifier_auc(workdir: Path) -> tuple[str, float] | None:
     """(key, value) of the classifier's val AUC on the NDCT patch task, or its test AUC without a
     val split; None when ``classifier/metrics.json`` is missing or has neither."""
-    path = Path(workdir) / CLASSIFIER_DIR / "metrics.json"
+    path = Workdir(workdir).classifier_metrics
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
@@ -188,7 +189,7 @@ def check_classifier(workdir: Path, min_auc: float) -> tuple[str, float] | None:
     if min_auc <= 0:
         return found
     if found is None:
-        raise LdctError(f"{Path(workdir) / CLASSIFIER_DIR / 'metrics.json'} has no val or test AUC "
+        raise LdctError(f"{Workdir(workdir).classifier_metrics} has no val or test AUC "
                         f"to check against cam.min_classifier_auc {min_auc:g}; train the "
                         f"classifier with `python -m ldct_tf.train --phase classifier --workdir "
                         f"{workdir}` or pass --set cam.min_classifier_auc=0")
@@ -205,9 +206,9 @@ def check_classifier(workdir: Path, min_auc: float) -> tuple[str, float] | None:
 def run(config: Config, workdir: Path) -> dict:
     """Compute and store the maps of every split; return ``cam/summary.json`` as a dict."""
     workdir = Path(workdir)
-    source = workdir / records.RECORDS_DIR
-    target = workdir / records.RECORDS_WITH_MASK_DIR
-    out = workdir / CAM_DIR
+    source = Workdir(workdir).records
+    target = Workdir(workdir).records_with_mask
+    out = Workdir(workdir).cam
     if not any(records.shards(source, s) for s in SPLITS):
         raise LdctError(f"no records in {source}; run `python -m ldct_tf.prepare --workdir "
                         f"{workdir}` first")
@@ -249,7 +250,7 @@ def run(config: Config, workdir: Path) -> dict:
                "stored_as": "uint8 round(255 * A)", "seconds": round(time.time() - started, 1),
                "splits": per_split}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    figure = _figure(shown, out / "figures" / "maps.png")
+    figure = _figure(shown, Workdir(workdir).cam_figure)
     test = per_split["test"]
     print(f"cam: {config.cam.method} on layer {layer}; test lesion maps: peak within 1.5 R "
           f"{test['peak_within_1_5R']} (goal >= {PEAK_WITHIN_GOAL}), mass within 1.5 R "

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from ldct_tf.config import Config, load_config, write_resolved
 from ldct_tf.errors import LdctError
-from ldct_tf.path_labels import INPUT_LABEL
+from ldct_tf.dicom.path_labels import INPUT_LABEL
 from ldct_tf.tf_import import import_tensorflow
-
-DEFAULT_RUNS_DIR = "runs"
+from ldct_tf.workdir import CONFIG_FILE, Workdir, default_workdir
 
 
 class _DropBeamImportNotice(logging.Filter):
@@ -69,19 +68,14 @@ def resolve(args: argparse.Namespace, extra_overrides: list[str] = ()) -> tuple[
     return config, workdir
 
 
-def default_workdir(config_path: str | None) -> Path:
-    name = Path(config_path).stem if config_path else "default"
-    return Path(DEFAULT_RUNS_DIR) / name
-
-
 def save_config(config: Config, workdir: Path, *step_dirs: Path) -> None:
     """Write the resolved config to the work directory and to each step output directory, with
     ``data.input`` recorded as ``<input>`` unless ``data.keep_paths`` (folder names can name the
-    patient; `ldct_tf.path_labels`)."""
+    patient; `ldct_tf.dicom.path_labels`)."""
     if config.data.input and not config.data.keep_paths:
         config = config.replace(data=dataclasses.replace(config.data, input=INPUT_LABEL))
     for directory in (workdir, *step_dirs):
-        write_resolved(config, Path(directory) / "config.toml")
+        write_resolved(config, Path(directory) / CONFIG_FILE)
 
 
 def workdir_salt(workdir: Path) -> str:
@@ -90,7 +84,7 @@ def workdir_salt(workdir: Path) -> str:
     Secret and per run, so keys cannot be linked to UIDs by hashing guesses; kept, so re-running
     a step in the same work directory reproduces the same keys (and the seeds derived from them).
     """
-    path = Path(workdir) / "salt"
+    path = Workdir(workdir).salt
     if not path.exists():
         path.write_text(secrets.token_hex(16))
         path.chmod(0o600)

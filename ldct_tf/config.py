@@ -69,7 +69,7 @@ class DataConfig:
     source: "synthetic" (built-in phantoms), "dicom" (NDCT-only series; LDCT is simulated by
       projection-domain noise insertion) or "paired-dicom" (real NDCT/LDCT pairs, Mayo/TCIA layout).
     input: DICOM directory for the dicom sources (also `prepare --input`); saved configs record it
-      as ``<input>`` (`ldct_tf.path_labels`) unless `keep_paths`.
+      as ``<input>`` (`ldct_tf.dicom.path_labels`) unless `keep_paths`.
     keep_paths: write real input paths into quarantine.json, logs and saved configs (also
       `prepare --keep-paths`); off by default because PACS folder names often name the patient.
     n_series: synthetic phantoms ("patients"), each its own series.
@@ -125,7 +125,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ScannerConfig:
-    """CT physics of `ldct_tf.simulate` (see its docstring for units and defaults).
+    """CT physics of `ldct_tf.ct.simulate` (see its docstring for units and defaults).
 
     i0: normal-dose photons per detector bin per view.
     electronic_noise_var: Gaussian electronic noise variance, photon counts.
@@ -157,7 +157,7 @@ class ScannerConfig:
 
 @dataclass(frozen=True)
 class LesionConfig:
-    """Inserted lesions of the train and val splits (see `ldct_tf.lesions`).
+    """Inserted lesions of the train and val splits (see `ldct_tf.ct.lesions`).
 
     diameter_mm: (low, high) diameter, mm.
     contrast_hu: (low, high) contrast magnitude, HU.
@@ -217,7 +217,7 @@ class TestLesionConfig(LesionConfig):
 
 @dataclass(frozen=True)
 class InputConfig:
-    """The tf.data reader used for training (`ldct_tf.data.make_dataset`).
+    """The tf.data reader used for training (`ldct_tf.records.dataset.make_dataset`).
 
     patch_size: square training patch, pixels.
     patches_per_slice: random patches cropped from each slice per epoch.

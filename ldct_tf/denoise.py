@@ -3,16 +3,9 @@
 Reads every CT series under ``--input`` with the same reader and bad-input rules as ``prepare``
 (bad files are skipped and listed in ``<output>/quarantine.json``), runs the exported SavedModel
 (``serving_default``: HU in, HU out) and writes one derived series per input series, mirroring the
-input's relative paths:
-
-- new SeriesInstanceUID and SOPInstanceUIDs, ImageType ``DERIVED\\SECONDARY``, SeriesDescription
-  with a suffix, DerivationDescription naming the model and version with a research-use note;
-- geometry and the source's identifying tags kept: this output goes back to the same patient's
-  record (the one ldct_tf output that carries identity; it re-reads each source header itself);
-- pixel data in the source's stored-value type (bits, signedness, rescale slope/intercept, per
-  frame for Enhanced CT) through the inverse rescale, clipped to its range; written uncompressed
-  (Explicit VR Little Endian) when the source was compressed: pydicom has no encoder for several
-  lossless JPEG syntaxes.
+input's relative paths, as `ldct_tf.dicom.writer` derives them (new UIDs, ``DERIVED\\SECONDARY``,
+the source's stored-value type and identifying tags: this output goes back to the same patient's
+record).
 
 Input files are never modified and nothing is written into the input tree (`check_paths` refuses an
 output that is, holds or sits inside the input); an existing output file is replaced only with
@@ -21,7 +14,7 @@ output that is, holds or sits inside the input); an existing output file is repl
 A series that fails part-way (an unexpected header, a full disk) is listed in
 ``quarantine.json`` with its files and the reason, and the run goes on; ``quarantine.json`` is
 written however the run ends. It and the log lines name input files by salted labels
-(`ldct_tf.path_labels`; the salt is ``<output>/salt``), unless ``--keep-paths``.
+(`ldct_tf.dicom.path_labels`; the salt is ``<output>/salt``), unless ``--keep-paths``.
 """
 
 from __future__ import annotations
@@ -32,20 +25,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from ldct_tf import dicom
+from ldct_tf.dicom.writer import derived_dataset
 from ldct_tf.cli import workdir_salt
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.path_labels import PathLabels
+from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()
 
-SERIES_SUFFIX = " [ldct_tf denoised]"
-RESEARCH_NOTE = "research use only, not for diagnosis"
 DEFAULT_TILE = 1024
 TILE_OVERLAP = 32  # wider than the networks' receptive field, so tile seams do not show
 MIN_SIDE = 2 * TILE_OVERLAP  # smaller slices are padded to this (a receptive field each way)
@@ -103,65 +94,6 @@ def _tiled(serve, image: np.ndarray, tile: int) -> np.ndarray:
             out[r:min(r + step, rows), c:min(c + step, cols)] = \
                 piece[r - r0:r - r0 + min(step, rows - r), c - c0:c - c0 + min(step, cols - c)]
     return out
-
-
-def stored_values(hu: np.ndarray, slope: float, intercept: float, bits_stored: int,
-                  signed: bool) -> np.ndarray:
-    """HU -> stored pixel values by the inverse Modality LUT, rounded and clipped to the range
-    that ``bits_stored`` and the signedness allow (DICOM PS3.3 C.7.6.3.1, C.11.1)."""
-    low, high = ((-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed
-                 else (0, 2 ** bits_stored - 1))
-    return np.clip(np.rint((np.asarray(hu, np.float64) - intercept) / slope), low, high)
-
-
-def derived_dataset(source: Path, denoised_frames: dict[int, np.ndarray], series_uid: str,
-                    model_name: str) -> pydicom.Dataset:
-    """The source file re-read in full, with denoised pixels and the derived-series tags."""
-    ds = pydicom.dcmread(source)
-    compressed = ds.file_meta.TransferSyntaxUID.is_compressed
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    original = ds.pixel_array.reshape(n_frames, int(ds.Rows), int(ds.Columns))
-    signed = int(ds.PixelRepresentation) == 1
-    frames = []
-    for f in range(n_frames):
-        if f not in denoised_frames:  # a frame the reader skipped stays as it was
-            frames.append(original[f])
-            continue
-        slope, intercept = _rescale(ds, f)
-        frames.append(stored_values(denoised_frames[f], slope, intercept, int(ds.BitsStored),
-                                    signed))
-    dtype = {(16, True): "<i2", (16, False): "<u2", (8, True): "i1", (8, False): "u1",
-             (32, True): "<i4", (32, False): "<u4"}[(int(ds.BitsAllocated), signed)]
-    pixels = np.stack(frames).astype(dtype)
-    if compressed or ds.file_meta.TransferSyntaxUID not in (ExplicitVRLittleEndian,
-                                                            pydicom.uid.ImplicitVRLittleEndian):
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.PixelData = pixels.tobytes()
-    ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
-    ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    source_type = ds.get("ImageType", [])
-    # a one-valued ImageType reads as a string: its letters are not values
-    source_type = [source_type] if isinstance(source_type, str) else list(source_type)
-    ds.ImageType = ["DERIVED", "SECONDARY"] + source_type[2:]
-    ds.SeriesDescription = (str(ds.get("SeriesDescription", "")) + SERIES_SUFFIX)[:64]
-    ds.DerivationDescription = (f"Denoised by ldct_tf model {model_name}; {RESEARCH_NOTE}")[:1024]
-    return ds
-
-
-def _rescale(ds, frame: int) -> tuple[float, float]:
-    """Slope and intercept of ``frame``: Enhanced CT functional groups (per-frame first, then
-    shared; PS3.3 C.7.6.16.2.9), else the top-level Modality LUT attributes."""
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    items = ([per_frame[frame]] if per_frame and frame < len(per_frame) else []) + \
-        ([shared[0]] if shared else [])
-    for item in items:
-        transform = item.get("PixelValueTransformationSequence")
-        if transform:
-            return float(transform[0].RescaleSlope), float(transform[0].RescaleIntercept)
-    return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
 
 
 def check_paths(input_dir: str | Path, output_dir: str | Path) -> None:

@@ -25,14 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli, features as F
-from ldct_tf.config import load_config
+from ldct_tf import cli
+from ldct_tf.records import schema as F
+from ldct_tf.config import Config, load_config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.inference import for_inference
-from ldct_tf.precision import policy_scope
+from ldct_tf.train.precision import policy_scope
 from ldct_tf.provenance import PROVENANCE, git_commit, package_versions
-from ldct_tf.preprocessing import HU_MAX, HU_MIN, denormalize_hu, normalize_hu
+from ldct_tf.models.preprocessing import HU_MAX, HU_MIN, denormalize_hu, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.workdir import CONFIG_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -65,12 +67,12 @@ def serving_module(network: keras.Model) -> tuple:
 def float32_network(workdir: Path, phase: str) -> tuple[keras.Model, Path]:
     """The phase's best network rebuilt under float32 in its inference form
     (`ldct_tf.models.inference`), and its folder."""
-    from ldct_tf.denoiser import build_network
-    from ldct_tf.denoiser_training import DENOISER_DIR, load_network
+    from ldct_tf.models.denoiser import build_network
+    from ldct_tf.train.denoiser import load_network
 
     trained = load_network(workdir, phase)
-    folder = Path(workdir) / DENOISER_DIR / phase
-    config = load_config(folder / "config.toml")
+    folder = Workdir(workdir).denoiser(phase)
+    config = load_config(folder / CONFIG_FILE)
     with policy_scope("float32"):
         network = build_network(config.model)
         network.set_weights([w.astype("float32") for w in trained.get_weights()])
@@ -83,7 +85,7 @@ def next_version(model_dir: Path) -> int:
 
 
 def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
-    config = load_config(folder / "config.toml")
+    config = load_config(folder / CONFIG_FILE)
     return {
         "name": name, "version": version, "phase": phase,
         "finetune_mode": config.finetune.mode if phase.startswith("finetune") else None,
@@ -119,9 +121,19 @@ def write_models_config(out: Path) -> Path:
     return path
 
 
-def run(workdir: Path, phase: str = "finetune", name: str = "ldct_denoiser",
-        version: int | None = None, out: str | Path = "saved_models", force: bool = False
-        ) -> Path:
+def run(config: Config, workdir: Path) -> dict:
+    """The pipeline step: export the run's method network (the map fine-tune, or the paper's
+    literal pairs fine-tune when that is the only mode) as ``[pipeline] export_name`` into
+    ``export_dir``; return ``{"export_path": ...}``."""
+    phase = "finetune" if "weighted" in config.pipeline.finetune_modes else "finetune_pairs"
+    target = export_model(workdir, phase, config.pipeline.export_name, None,
+                          config.pipeline.export_dir)
+    return {"export_path": str(target)}
+
+
+def export_model(workdir: Path, phase: str = "finetune", name: str = "ldct_denoiser",
+                 version: int | None = None, out: str | Path = "saved_models",
+                 force: bool = False) -> Path:
     """Export the phase's best network; return the version directory."""
     network, folder = float32_network(Path(workdir), phase)
     model_dir = Path(out) / name
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     _, workdir = cli.resolve(args)
     if args.version is not None and args.version < 1:
         raise LdctError(f"--version must be a positive integer, got {args.version}")
-    run(workdir, args.phase, args.name, args.version, args.out, args.force)
+    export_model(workdir, args.phase, args.name, args.version, args.out, args.force)
     return 0
 
 

@@ -4,7 +4,7 @@ than the spread between training seeds?
 A small CNN denoiser trained twice from different seeds often differs by as much as the effect
 under test, so one run's intervals (over test cases) do not settle a claim. Given the work
 directories of N training seeds, each evaluated (``eval/metrics.json`` and ``eval/cases.npz`` of
-`ldct_tf.evaluate`) on the same test cases, this writes to ``DIR``:
+`ldct_tf.evaluate.study`) on the same test cases, this writes to ``DIR``:
 
 - ``summary.json`` and ``summary.md``: per network set, the mean and SD over seeds of abdomen
   PSNR/SSIM, the contrast kept on the matched twins, the contrast invented at the sham site,
@@ -15,7 +15,7 @@ directories of N training seeds, each evaluated (``eval/metrics.json`` and ``eva
 - ``figures/tradeoff.png``: abdomen PSNR against contrast kept, one point per network and seed.
 
 The two-level bootstrap resamples seeds with replacement and, within a replicate, the test cases
-(test slices with all their twin pairs, the unit of `ldct_tf.bootstrap`) with replacement, the
+(test slices with all their twin pairs, the unit of `ldct_tf.evaluate.bootstrap`) with replacement, the
 same draws for every seed and both sets: the test cases are shared, so case-level noise is paired
 as in one run. The CHO, the LROC and the independent CNN observer are read from each seed's
 metrics.json: their intervals resample seeds only.
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import metrics
+from ldct_tf.evaluate import metrics
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.report import COMPARISONS, ORDER, jsonable, label
+from ldct_tf.evaluate.report import COMPARISONS, ORDER, jsonable, label
+from ldct_tf.workdir import Workdir
 
-EVAL_DIR, METRICS_FILE, CASES_FILE = "eval", "metrics.json", "cases.npz"  # as ldct_tf.evaluate
 SET_METRICS = ("contrast_kept", "cho_auc", "lroc_area", "fraction_localized",
                "cnn_observer_independent", "invented_contrast", "contrast_recovery",
                "psnr_abdomen", "ssim_abdomen")
@@ -63,17 +63,18 @@ class Seed:
 def load_seed(workdir: Path) -> Seed:
     """A work directory's evaluation; one-line errors naming the command when it is missing."""
     workdir = Path(workdir)
-    out = workdir / EVAL_DIR
+    paths = Workdir(workdir)
     command = (f"python -m ldct_tf.evaluate --workdir {workdir} (add --set "
                "evaluate.baselines=false for an extra seed)")
-    if not (out / METRICS_FILE).is_file():
-        raise LdctError(f"{workdir} has no {EVAL_DIR}/{METRICS_FILE}: run {command} first")
-    if not (out / CASES_FILE).is_file():
-        raise LdctError(f"{workdir} has no {EVAL_DIR}/{CASES_FILE} (evaluated by an older "
-                        f"version): run {command} again")
-    with np.load(out / CASES_FILE) as npz:
+    if not paths.metrics.is_file():
+        raise LdctError(f"{workdir} has no {paths.metrics.relative_to(workdir)}: run {command} "
+                        "first")
+    if not paths.cases.is_file():
+        raise LdctError(f"{workdir} has no {paths.cases.relative_to(workdir)} (evaluated by an "
+                        f"older version): run {command} again")
+    with np.load(paths.cases) as npz:
         cases = {key: npz[key] for key in npz.files}
-    report = json.loads((out / METRICS_FILE).read_text())
+    report = json.loads(paths.metrics.read_text())
     return Seed(workdir, report.get("train_seed"), report, cases)
 
 
@@ -113,7 +114,7 @@ def reported(result: dict, metric: str) -> float | None:
 
 def statistic(metric: str, cases: dict, name: str, weights: np.ndarray | None = None):
     """``metric`` of set ``name`` from cases.npz; with ``weights`` (case counts, one row per
-    bootstrap replicate) one value per replicate. The formulas of `ldct_tf.evaluate`."""
+    bootstrap replicate) one value per replicate. The formulas of `ldct_tf.evaluate.study`."""
     if metric in ("psnr_abdomen", "ssim_abdomen"):
         values = cases[f"{name}.{metric}"]
         return values.mean() if weights is None else weights @ values / len(values)
@@ -161,7 +162,7 @@ def per_set(seeds: list[Seed]) -> dict:
 def case_weights(seeds: list[Seed], resamples: int, rng: np.random.Generator) -> dict:
     """Bootstrap case counts [resamples, n] per kind of case, drawn once: every seed, set and
     comparison resamples the same test cases (they are shared). The draws are of test *slices*
-    (a slice with all its twin pairs: the unit of `ldct_tf.bootstrap`); a case counts as often as
+    (a slice with all its twin pairs: the unit of `ldct_tf.evaluate.bootstrap`); a case counts as often as
     its slice was drawn. cases.npz from before units were written resamples cases."""
     cases = seeds[0].cases
     if "slice_unit" in cases:

@@ -1,5 +1,5 @@
 """The main job on one machine: prepare -> classifier -> cam -> observer -> pretrain -> finetune ->
-evaluate -> export, each step the same code as its command (`pipelines.steps`), with TFX-style
+evaluate -> export, each step the same code as its command (`ldct_tf.steps`, the one registry), with TFX-style
 caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
@@ -36,14 +36,8 @@ from ldct_tf import cli
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import git_commit, package_versions
-from pipelines.steps import STEPS, TRAINING_STEPS, Step, steps_for
-
-STATE_FILE = "pipeline_state.json"
-MANIFEST_FILE = "manifest.json"
-SEEDS_DIR = "seeds"
-# What a seed's work directory shares with the run (links): data, classifier, maps, observer,
-# salt.
-SHARED = ("records", "records_with_mask", "classifier", "cam", "observer", "salt")
+from ldct_tf.steps import STEPS, TRAINING_STEPS, Step, steps_for
+from ldct_tf.workdir import SHARED, Workdir
 
 
 def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str, str]:
@@ -72,7 +66,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
             raise LdctError(f"{option} {value!r} is not a step of this run; steps: "
                             f"{', '.join(names)}")
     prints = fingerprints(config, steps, cli.workdir_salt(workdir))
-    state = _load(workdir / STATE_FILE)
+    state = _load(Workdir(workdir).state)
     forced = set(names[names.index(start):]) if start else {only} if only else set()
     manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
                 "steps": {}}
@@ -113,7 +107,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
 
 
 def seed_workdir(workdir: Path, index: int) -> Path:
-    return Path(workdir) / SEEDS_DIR / f"seed-{index}"
+    return Workdir(workdir).seed(index).root
 
 
 def run_seeds(config: Config, workdir: Path, seeds: int) -> dict:
@@ -132,9 +126,9 @@ def run_seeds(config: Config, workdir: Path, seeds: int) -> dict:
         dirs.append(target)
     from ldct_tf import seed_study
 
-    summary = seed_study.aggregate(dirs, workdir / SEEDS_DIR, config.evaluate.resamples,
+    summary = seed_study.aggregate(dirs, Workdir(workdir).seeds, config.evaluate.resamples,
                                    config.evaluate.seed)
-    print(f"\nseed study ({seeds} seeds): {workdir / SEEDS_DIR / 'summary.md'}")
+    print(f"\nseed study ({seeds} seeds): {Workdir(workdir).seeds / 'summary.md'}")
     return summary
 
 
@@ -154,21 +148,21 @@ def _link_shared(workdir: Path, target: Path) -> None:
 
 
 def _closing(workdir: Path, state: dict) -> None:
-    metrics_path = workdir / "eval" / "metrics.json"
+    metrics_path = Workdir(workdir).metrics
     if metrics_path.exists():
-        from ldct_tf.report import summary_table
+        from ldct_tf.evaluate.report import summary_table
 
         print("\n" + summary_table(json.loads(metrics_path.read_text())))
-        print(f"\nreport:      {workdir / 'eval' / 'report.md'}")
+        print(f"\nreport:      {Workdir(workdir).report}")
     export = state.get("export", {}).get("export_path")
     if export:
         print(f"export:      {export}")
-    print(f"tensorboard: tensorboard --logdir {workdir / 'logs'}")
+    print(f"tensorboard: tensorboard --logdir {Workdir(workdir).logs()}")
 
 
 def _save(workdir: Path, state: dict, manifest: dict) -> None:
-    (workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-    (workdir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    Workdir(workdir).state.write_text(json.dumps(state, indent=2) + "\n")
+    Workdir(workdir).manifest.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _load(path: Path) -> dict:

@@ -41,7 +41,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_tiny(tiny_run):
     """(config, workdir, metrics) after training the classifier of the tiny run."""
-    from ldct_tf import classifier_training
+    from ldct_tf.train import classifier as classifier_training
 
     config, workdir = tiny_run
     return config, workdir, classifier_training.run(config, workdir)
@@ -59,7 +59,7 @@ def masked_tiny(trained_tiny):
 @pytest.fixture(scope="session")
 def denoisers_tiny(masked_tiny):
     """(config, workdir) with pretrain and (weighted) finetune models of the tiny run."""
-    from ldct_tf.denoiser_training import run
+    from ldct_tf.train.denoiser import run
 
     config, workdir, _ = masked_tiny
     run(config, workdir, "pretrain")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ldct_tf import prepare
+from ldct_tf.prepare import pipeline as prepare
 from ldct_tf.config import load_config
 
 TINY = ["data.n_series=5", "data.slices_per_series=2", "data.image_size=64",

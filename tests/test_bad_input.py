@@ -25,6 +25,7 @@ from dicom_fixtures import (PLANTED_PATH_NAME, PLANTED_VALUES, make_ct_dataset, 
                             save_truncated, write_series)
 from ldct_tf.errors import EXIT_BAD_INPUT, LdctError, run_cli
 from records_fixtures import TINY
+from ldct_tf.workdir import Workdir
 
 SET_TINY = [arg for override in TINY for arg in ("--set", override)]
 
@@ -50,9 +51,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def resolved_quarantine(quarantine: Path, root: Path) -> dict[str, str]:
     """Real path -> reason of every listed file, mapped back with the run's salt as a user
-    would (`python -m ldct_tf.quarantine`)."""
-    from ldct_tf.path_labels import resolve
-    from ldct_tf.quarantine import find_salt
+    would (`python -m ldct_tf.dicom.quarantine`)."""
+    from ldct_tf.dicom.path_labels import resolve
+    from ldct_tf.dicom.quarantine import find_salt
 
     entries = json.loads(quarantine.read_text())
     found = resolve([e["path"] for e in entries], root, find_salt(quarantine))
@@ -65,7 +66,7 @@ def model_dir(denoisers_tiny, tmp_path_factory):
     from ldct_tf import export
 
     _, workdir = denoisers_tiny
-    return export.run(workdir, "finetune", "m", 1, tmp_path_factory.mktemp("bad_sm"))
+    return export.export_model(workdir, "finetune", "m", 1, tmp_path_factory.mktemp("bad_sm"))
 
 
 # --- bad DICOM files: (builder, expected reason) -------------------------------------------
@@ -138,8 +139,8 @@ def mixed_folder(root: Path, stored) -> tuple[list[Path], dict[Path, str]]:
 
 
 def _abdomen(seed):
-    from ldct_tf.phantoms import make_phantom
-    from ldct_tf.simulate import scan
+    from ldct_tf.ct.phantoms import make_phantom
+    from ldct_tf.ct.simulate import scan
 
     slices = [scan(make_phantom(64, 1.4, seed=[seed, k]), 1.4, 1.0, k) for k in range(2)]
     return np.clip(np.rint(np.stack(slices)) + 1024, 0, 4095).astype(np.int16)
@@ -151,7 +152,7 @@ def assert_no_identity(blob: bytes) -> None:
 
 
 def test_prepare_keeps_every_good_series_and_lists_every_bad_file(tmp_path, capsys, caplog):
-    from ldct_tf import prepare
+    from ldct_tf.prepare import pipeline as prepare
 
     source = tmp_path / f"export_{PLANTED_PATH_NAME}"
     good, bad = mixed_folder(source, _abdomen)
@@ -265,7 +266,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 @pytest.mark.parametrize("case", CONFIG_CASES)
 def test_config_and_path_errors_are_one_line(tmp_path, capsys, case):
-    from ldct_tf import prepare
+    from ldct_tf.prepare import pipeline as prepare
 
     make, expected = CONFIG_CASES[case]
     argv = make(tmp_path)
@@ -334,11 +335,12 @@ DAMAGE = ["cut at a record boundary", "cut inside a record", "emptied", "deleted
 
 @pytest.mark.parametrize("how", DAMAGE)
 def test_make_dataset_names_a_damaged_shard(tiny_run, tmp_path, how):
-    from ldct_tf import data, records
+    from ldct_tf.records import dataset as data
+    from ldct_tf import records
 
     config, workdir = tiny_run
     copy = tmp_path / "records"
-    shutil.copytree(workdir / records.RECORDS_DIR, copy)
+    shutil.copytree(Workdir(workdir).records, copy)
     shard = _damage_shard(copy, how)
     with pytest.raises(LdctError, match=str(shard)):
         for _ in data.make_dataset(records.pattern(copy, "train"), config, True):
@@ -348,26 +350,28 @@ def test_make_dataset_names_a_damaged_shard(tiny_run, tmp_path, how):
 @pytest.mark.parametrize("step", ["cam", "train", "evaluate"])
 def test_steps_name_a_shard_cut_at_a_record_boundary(denoisers_tiny, tmp_path, capsys, step):
     """The silent case: the cut shard reads cleanly, only its count against stats.json tells."""
-    from ldct_tf import cam, evaluate, records, train
+    from ldct_tf import cam
+    from ldct_tf.evaluate import study as evaluate
+    from ldct_tf.train import phases as train
 
     _, workdir = denoisers_tiny
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("eval", "seeds"))
     # what each step reads: cam the records, train the records with maps, evaluate the test split
-    folder = copy / (records.RECORDS_WITH_MASK_DIR if step == "train" else records.RECORDS_DIR)
+    folder = Workdir(copy).records_with_mask if step == "train" else Workdir(copy).records
     shard = _damage_shard(folder, "cut at a record boundary",
                           "test" if step == "evaluate" else "train")
-    masks_before = snapshot(copy / records.RECORDS_WITH_MASK_DIR)
+    masks_before = snapshot(Workdir(copy).records_with_mask)
     main, extra = {"cam": (cam.main, []), "train": (train.main, ["--phase", "finetune"]),
                    "evaluate": (evaluate.main, [])}[step]
     status, message, _ = call(main, [*SET_TINY, "--workdir", copy, *extra], capsys)
     assert status == EXIT_BAD_INPUT and str(shard) in message and "were written" in message
     if step == "cam":  # no map shard was touched
-        assert snapshot(copy / records.RECORDS_WITH_MASK_DIR) == masks_before
+        assert snapshot(Workdir(copy).records_with_mask) == masks_before
 
 
 def test_prepare_that_cannot_write_is_one_line_and_leaves_no_beam_temp(tmp_path, capsys):
-    from ldct_tf import prepare
+    from ldct_tf.prepare import pipeline as prepare
 
     (tmp_path / "run" / "records" / "stats.json").mkdir(parents=True)  # in the way
     status, message, _ = call(prepare.main, [*SET_TINY, "--workdir", tmp_path / "run", "--",

@@ -4,7 +4,7 @@ tiny images) and the widening Gaussian width search."""
 import numpy as np
 import pytest
 
-from ldct_tf import baselines, metrics
+from ldct_tf.evaluate import baselines, metrics
 
 pytest.importorskip("bm3d")
 

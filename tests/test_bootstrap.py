@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ldct_tf import bootstrap
+from ldct_tf.evaluate import bootstrap
 
 
 def test_clusters_group_cases_by_unit_and_keep_copies():

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ldct_tf import cam, data, features as F, records
+from ldct_tf import cam, records
+from ldct_tf.records import dataset as data, schema as F
 from ldct_tf.config import CamConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
+from ldct_tf.workdir import Workdir
 from test_classifier import separable_set, train_on_separable_set
 
 
@@ -154,8 +156,8 @@ def test_lesion_to_body_ratio_by_formula():
 
 def test_records_with_mask_round_trip(masked_tiny):
     config, workdir, summary = masked_tiny
-    before = records.pattern(workdir / records.RECORDS_DIR, "test")
-    after = records.pattern(workdir / records.RECORDS_WITH_MASK_DIR, "test")
+    before = records.pattern(Workdir(workdir).records, "test")
+    after = records.pattern(Workdir(workdir).records_with_mask, "test")
     originals = list(data.make_dataset(before, config, False))
     masked = list(data.make_dataset(after, config, False, with_mask=True))
     assert len(originals) == len(masked) > 0
@@ -173,7 +175,7 @@ def test_records_with_mask_round_trip(masked_tiny):
             assert 0.0 <= split["mass_within_1_5R"] <= 1.0
             assert 0.0 <= split["peak_within_1_5R"] <= 1.0
     assert (workdir / "cam" / "figures" / "maps.png").stat().st_size > 1000
-    schema = json.loads((workdir / records.RECORDS_WITH_MASK_DIR / "schema.json").read_text())
+    schema = json.loads((Workdir(workdir).records_with_mask / "schema.json").read_text())
     assert F.MASK in schema["features"]
 
 
@@ -211,18 +213,19 @@ def test_gate_refuses_a_classifier_near_chance(tmp_path, values, match):
 
 def test_cam_run_stops_at_the_gate(trained_tiny, tmp_path):
     config, workdir, _ = trained_tiny
-    for name in (records.RECORDS_DIR, "classifier"):  # a copy: the fixture's run stays as it is
+    # a copy: the fixture's run stays as it is
+    for name in (Workdir(workdir).records.name, Workdir(workdir).classifier.name):
         shutil.copytree(workdir / name, tmp_path / name)
     _metrics(tmp_path, val_auc_ndct=0.55, test_auc_ndct=0.6)
     strict = config.replace(cam=dataclasses.replace(config.cam, min_classifier_auc=0.7))
     with pytest.raises(LdctError, match="val AUC 0.55 .* below cam.min_classifier_auc 0.7"):
         cam.run(strict, tmp_path)
-    assert not (tmp_path / records.RECORDS_WITH_MASK_DIR).exists()  # nothing written
+    assert not (Workdir(tmp_path).records_with_mask).exists()  # nothing written
 
 
 def test_cam_run_removes_maps_that_miss_the_lesions(trained_tiny, tmp_path):
     config, workdir, _ = trained_tiny
-    for name in (records.RECORDS_DIR, "classifier"):
+    for name in (Workdir(workdir).records.name, Workdir(workdir).classifier.name):
         shutil.copytree(workdir / name, tmp_path / name)
     # the tiny classifier is near chance; a minimum of 100 % fails unless every map peaks at its lesion
     strict = config.replace(cam=dataclasses.replace(config.cam, min_peak_within=1.0))
@@ -230,7 +233,7 @@ def test_cam_run_removes_maps_that_miss_the_lesions(trained_tiny, tmp_path):
                                         r"cam.min_peak_within=0") as caught:
         cam.run(strict, tmp_path)
     assert "\n" not in str(caught.value)
-    assert not list((tmp_path / records.RECORDS_WITH_MASK_DIR).glob("*.tfrecord"))
+    assert not list((Workdir(tmp_path).records_with_mask).glob("*.tfrecord"))
     assert (tmp_path / "cam" / "summary.json").exists()  # kept for inspection
 
 
@@ -278,8 +281,8 @@ def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, t
                              "--set", "cam.min_peak_within=0.0"], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-2000:]
     assert shard.name in result.stderr and "Traceback" not in result.stderr
-    written = list((run / records.RECORDS_WITH_MASK_DIR).glob("*")) \
-        if (run / records.RECORDS_WITH_MASK_DIR).exists() else []
+    written = list((Workdir(run).records_with_mask).glob("*")) \
+        if (Workdir(run).records_with_mask).exists() else []
     assert not [f for f in written if "tfrecord" in f.name], written
 
 

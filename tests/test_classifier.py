@@ -7,10 +7,10 @@ import keras
 import numpy as np
 
 import ldct_tf.models  # noqa: F401  (registers serializables)
-from ldct_tf.metrics import auc
+from ldct_tf.evaluate.metrics import auc
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
-from ldct_tf.precision import policy_scope
-from ldct_tf.preprocessing import normalize_hu
+from ldct_tf.train.precision import policy_scope
+from ldct_tf.models.preprocessing import normalize_hu
 
 
 def test_flat_named_and_fully_convolutional():

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ldct_tf import data, features as F, records
+from ldct_tf.records import dataset as data, schema as F
+from ldct_tf import records
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
-from ldct_tf.preprocessing import denormalize_hu, normalize_hu
+from ldct_tf.models.preprocessing import denormalize_hu, normalize_hu
 
 SIZE = 48
 
@@ -110,7 +111,7 @@ def test_no_records_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("profile", ["disk", "gaussian"])
 def test_lesion_patterns_match_lesions_module_on_a_zero_image(profile):
-    from ldct_tf.lesions import Lesion, insert_lesion
+    from ldct_tf.ct.lesions import Lesion, insert_lesion
 
     cases = [(10.3, 7.8, 3.2, -55.0), (0.0, 15.0, 5.0, 70.0), (20.5, -2.0, 4.0, 40.0)]
     rows, cols, radii, contrasts = map(np.array, zip(*cases))
@@ -135,7 +136,7 @@ def _write_absent(path, n=2, centre=(24.0, 24.0)):
 
 def test_inserted_twins_differ_by_the_lesion_pattern_alone(tmp_path):
     from ldct_tf.config import LesionConfig
-    from ldct_tf.lesions import Lesion, lesion_pattern
+    from ldct_tf.ct.lesions import Lesion, lesion_pattern
 
     path = tmp_path / "train-00000-of-00001.tfrecord"
     _write_absent(path)

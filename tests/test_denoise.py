@@ -15,13 +15,14 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
 from ldct_tf import denoise, export
-from ldct_tf.path_labels import resolve
+from ldct_tf.dicom import writer
+from ldct_tf.dicom.path_labels import resolve
 
 
 @pytest.fixture(scope="module")
 def model_dir(denoisers_tiny, tmp_path_factory):
     _, workdir = denoisers_tiny
-    return export.run(workdir, "finetune", "m", 1, tmp_path_factory.mktemp("sm"))
+    return export.export_model(workdir, "finetune", "m", 1, tmp_path_factory.mktemp("sm"))
 
 
 def _serve(model_dir):
@@ -116,9 +117,9 @@ def test_tiles_agree_with_whole_slices(model_dir, rng):
 
 def test_stored_values_invert_the_modality_lut():
     hu = np.array([-2000.0, -1024.0, 0.0, 40.4, 3000.0, 40000.0])
-    stored = denoise.stored_values(hu, 1.0, -1024.0, 12, signed=False)
+    stored = writer.stored_values(hu, 1.0, -1024.0, 12, signed=False)
     np.testing.assert_array_equal(stored, [0, 0, 1024, 1064, 4024, 4095])
-    signed = denoise.stored_values(hu, 0.5, 0.0, 16, signed=True)
+    signed = writer.stored_values(hu, 0.5, 0.0, 16, signed=True)
     assert signed.min() >= -32768 and signed.max() == 32767 and signed[3] == 81
 
 

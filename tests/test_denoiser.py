@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from ldct_tf import losses
+from ldct_tf.models import losses
 from ldct_tf.config import ModelConfig
-from ldct_tf.denoiser import Denoiser, build_network
-from ldct_tf.denoiser_training import run
+from ldct_tf.models.denoiser import Denoiser, build_network
+from ldct_tf.train.denoiser import run
 from ldct_tf.errors import LdctError
-from ldct_tf.monitoring import ResumableBackup, backup_epoch
-from ldct_tf.precision import policy_scope
+from ldct_tf.train.callbacks import ResumableBackup, backup_epoch
+from ldct_tf.train.precision import policy_scope
 
 
 def test_masked_mse_equals_the_formula(rng):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ldct_tf import evaluate, metrics, records
+from ldct_tf.evaluate import study as evaluate, metrics
+from ldct_tf import records
+from ldct_tf.workdir import Workdir
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +99,14 @@ def test_metrics_json_has_the_diagnostic_figures_of_every_set(evaluated):
 
 def test_summary_table_names_windows(evaluated):
     _, _, report = evaluated
-    from ldct_tf.report import summary_table
+    from ldct_tf.evaluate.report import summary_table
 
     table = summary_table(report)
     assert "finetune" in table and "data range 400" in table
 
 
 def test_gaussian_tuning_picks_the_lowest_rmse(rng):
-    from ldct_tf import baselines
+    from ldct_tf.evaluate import baselines
 
     clean = [np.full((32, 32), 40.0)]
     noisy = [clean[0] + rng.normal(0, 20, (32, 32))]
@@ -118,7 +120,7 @@ def test_denoise_batches_slices_of_different_sizes(rng):
     # DICOM series differ in matrix size; each slice must match a call on it alone.
     import keras
 
-    from ldct_tf.preprocessing import denormalize_hu, normalize_hu
+    from ldct_tf.models.preprocessing import denormalize_hu, normalize_hu
     network = keras.Sequential([keras.Input((None, None, 1)),
                                 keras.layers.Conv2D(1, 3, padding="same")])
     images = [rng.normal(40, 20, shape).astype(np.float32)
@@ -302,7 +304,7 @@ def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
 def test_cases_npz_recomputes_the_reported_values(evaluated):
     _, workdir, _ = evaluated
     saved = json.loads((workdir / "eval" / "metrics.json").read_text())
-    with np.load(workdir / "eval" / evaluate.CASES_FILE) as npz:
+    with np.load(Workdir(workdir).cases) as npz:
         cases = {key: npz[key] for key in npz.files}
     assert "finetune_control" in set(cases["sets"])
     assert len(cases["pair_index"]) == saved["matched_pairs"] == len(cases["pair_sign"])
@@ -322,7 +324,7 @@ def test_cases_npz_recomputes_the_reported_values(evaluated):
 def test_summary_table_has_the_twin_columns_and_flags(evaluated):
     import copy
 
-    from ldct_tf.report import summary_table
+    from ldct_tf.evaluate.report import summary_table
 
     _, _, report = evaluated
     table = summary_table(report)

@@ -21,7 +21,7 @@ from serving_fixtures import start_server
 def exported(denoisers_tiny, tmp_path_factory):
     _, workdir = denoisers_tiny
     out = tmp_path_factory.mktemp("saved_models")
-    return workdir, out, export.run(workdir, "finetune", "ldct_denoiser", None, out)
+    return workdir, out, export.export_model(workdir, "finetune", "ldct_denoiser", None, out)
 
 
 def _hu_input(rng, shape=(2, 40, 56, 1)):
@@ -94,11 +94,11 @@ def test_example_signature_scores_records(exported):
 def test_versions_config_and_provenance(exported):
     workdir, out, target = exported
     assert target.name == "1"
-    second = export.run(workdir, "pretrain", "ldct_denoiser", None, out)
+    second = export.export_model(workdir, "pretrain", "ldct_denoiser", None, out)
     assert second.name == "2"
     with pytest.raises(LdctError, match="exists; pass --force"):
-        export.run(workdir, "pretrain", "ldct_denoiser", 2, out)
-    export.run(workdir, "pretrain", "ldct_denoiser", 2, out, force=True)
+        export.export_model(workdir, "pretrain", "ldct_denoiser", 2, out)
+    export.export_model(workdir, "pretrain", "ldct_denoiser", 2, out, force=True)
     config = (out / "models.config").read_text()
     assert 'name: "ldct_denoiser"' in config and 'base_path: "/models/ldct_denoiser"' in config
     prov = json.loads((target / "assets" / "provenance.json").read_text())

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from scipy import special
 
-from ldct_tf import data, features as F, losses, records
+from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.models import losses
+from ldct_tf import records
 from ldct_tf.config import ModelConfig
-from ldct_tf.denoiser import Denoiser, build_network
-from ldct_tf.denoiser_training import _train_data, load_network, loss_weights, phase_seed, run
+from ldct_tf.models.denoiser import Denoiser, build_network
+from ldct_tf.train.denoiser import _train_data, load_network, loss_weights, phase_seed, run
+from ldct_tf.workdir import Workdir
 
 
 def _variant(config, **finetune):
@@ -78,7 +81,7 @@ def _first_batches(source, config, phase="finetune", count=2):
 
 def test_variants_cut_the_same_patches_and_apply_the_weight_once(masked_tiny):
     config, workdir, _ = masked_tiny
-    source = workdir / records.RECORDS_WITH_MASK_DIR
+    source = Workdir(workdir).records_with_mask
     method = _variant(config, weight="map", boost=20.0, gamma=1.0)
     control = _variant(config, weight="uniform")
     pairs = _variant(config, mode="pairs")
@@ -102,7 +105,7 @@ def test_variants_cut_the_same_patches_and_apply_the_weight_once(masked_tiny):
 
 def test_oracle_weight_reaches_the_training_batches(masked_tiny):
     config, workdir, _ = masked_tiny
-    source = workdir / records.RECORDS_WITH_MASK_DIR
+    source = Workdir(workdir).records_with_mask
     oracle = _variant(config, weight="oracle", lesion_patch_fraction=1.0, boost=1.0)
     batches = _first_batches(source, oracle, count=4)
     # every patch is placed on a (sham) lesion; the present ones get w = 1 + disk, up to 2
@@ -123,7 +126,7 @@ def test_oracle_map_is_the_lesion_disk():
 
 def test_oracle_reads_the_record_geometry(masked_tiny):
     config, workdir, _ = masked_tiny
-    slices = data.make_dataset(records.pattern(workdir / records.RECORDS_DIR, "val"), config,
+    slices = data.make_dataset(records.pattern(Workdir(workdir).records, "val"), config,
                                False, oracle=True)
     for item in slices:
         mask = item[F.MASK].numpy()[..., 0]
@@ -138,7 +141,7 @@ def test_oracle_reads_the_record_geometry(masked_tiny):
 def test_finetune_starts_from_the_pretrain_network(denoisers_tiny, tmp_path):
     config, workdir = denoisers_tiny
     fresh = tmp_path / "w"
-    for name in ("records", records.RECORDS_WITH_MASK_DIR):
+    for name in (Workdir(workdir).records.name, Workdir(workdir).records_with_mask.name):
         shutil.copytree(workdir / name, fresh / name)
     shutil.copytree(workdir / "denoiser" / "pretrain", fresh / "denoiser" / "pretrain")
     # a learning rate too small to move any weight: the result is the pretrain network
@@ -155,7 +158,7 @@ def test_finetune_starts_from_the_pretrain_network(denoisers_tiny, tmp_path):
 
 def test_every_variant_has_its_own_directory_and_the_runner_pairs_method_with_control():
     from ldct_tf.config import load_config
-    from pipelines.steps import steps_for
+    from ldct_tf.steps import steps_for
 
     assert load_config(None, []).finetune.variant == "finetune"
     assert load_config(None, ['finetune.weight="uniform"']).finetune.variant == \
@@ -170,12 +173,12 @@ def test_every_variant_has_its_own_directory_and_the_runner_pairs_method_with_co
 
 @pytest.mark.parametrize("phase", ["finetune_control", "finetune_oracle"])
 def test_train_command_selects_the_variant(masked_tiny, tmp_path, phase):
-    from ldct_tf import train
+    from ldct_tf.train import phases as train
     from ldct_tf.errors import LdctError
 
     _, workdir, _ = masked_tiny
     fresh = tmp_path / "w"
-    shutil.copytree(workdir / records.RECORDS_WITH_MASK_DIR, fresh / records.RECORDS_WITH_MASK_DIR)
+    shutil.copytree(Workdir(workdir).records_with_mask, Workdir(fresh).records_with_mask)
     with pytest.raises(LdctError, match=r"pretrain/model.keras not found.*--phase pretrain"):
         # the phase names the variant even against the config's own mode
         train.main(["--phase", phase, "--workdir", str(fresh), "--config",

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ldct_tf import lesions, phantoms, simulate
+from ldct_tf.ct import lesions, phantoms, simulate
 
 SPACING = 1.4
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ldct_tf import metrics
+from ldct_tf.evaluate import metrics
 
 
 def test_auc_equals_the_pairwise_count(rng):

@@ -9,8 +9,9 @@ import sys
 import keras
 import pytest
 
-from ldct_tf import observer_training, records
+from ldct_tf.train import observer as observer_training
 from ldct_tf.models.classifier import CAM_LAYER
+from ldct_tf.workdir import Workdir
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +21,21 @@ def observed_tiny(trained_tiny, tmp_path_factory):
     other tests expect it."""
     config, run_dir, _ = trained_tiny
     workdir = tmp_path_factory.mktemp("observer_run")
-    (workdir / records.RECORDS_DIR).symlink_to(run_dir / records.RECORDS_DIR)
+    (Workdir(workdir).records).symlink_to(Workdir(run_dir).records)
     config = config.replace(observer=dataclasses.replace(config.observer, epochs=2))
     return config, workdir, observer_training.run(config, workdir), run_dir
 
 
 def test_training_writes_model_metrics_config_and_logs(observed_tiny):
     _, workdir, result, _ = observed_tiny
-    out = workdir / observer_training.OBSERVER_DIR
+    out = Workdir(workdir).observer
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == result
     for key in ("test_auc_ndct", "test_auc_ldct", "threshold", "test_accuracy_ldct", "patch_size",
                 "best_epoch", "inserted_lesions"):
         assert key in saved
     assert (out / "config.toml").is_file()
-    assert keras.models.load_model(observer_training.model_path(workdir)).get_layer(CAM_LAYER)
+    assert keras.models.load_model(Workdir(workdir).observer_model).get_layer(CAM_LAYER)
     assert list((workdir / "logs" / "observer").rglob("events.out.tfevents.*"))
     assert not (workdir / "classifier").exists()  # the observer is not the map classifier
 
@@ -49,7 +50,7 @@ def test_metrics_name_its_seed_and_role_and_ldct_training(observed_tiny):
 
 def test_its_weights_differ_from_the_map_classifier(observed_tiny):
     _, workdir, _, run_dir = observed_tiny
-    observer = keras.models.load_model(observer_training.model_path(workdir)).get_weights()
+    observer = keras.models.load_model(Workdir(workdir).observer_model).get_weights()
     classifier = keras.models.load_model(run_dir / "classifier" / "model.keras").get_weights()
     assert [w.shape for w in observer] == [w.shape for w in classifier]  # same architecture
     assert any(not (a == b).all() for a, b in zip(observer, classifier))
@@ -75,7 +76,7 @@ def test_train_without_records_exits_with_the_command_to_run(tmp_path):
 def test_warm_up_epochs_train_on_ndct_before_ldct_joins(trained_tiny, tmp_path):
     # 2 epochs with a longer warm-up: one NDCT-only epoch, then one with LDCT (it always comes in)
     config, run_dir, _ = trained_tiny
-    (tmp_path / records.RECORDS_DIR).symlink_to(run_dir / records.RECORDS_DIR)
+    (Workdir(tmp_path).records).symlink_to(Workdir(run_dir).records)
     config = config.replace(observer=dataclasses.replace(config.observer, epochs=2,
                                                          ndct_warmup_epochs=5))
     result = observer_training.run(config, tmp_path)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ldct_tf import bootstrap, observers
+from ldct_tf.evaluate import bootstrap, observers
 
 
 def _disk(size, radius, contrast):

@@ -1,11 +1,11 @@
-"""Path labels (`ldct_tf.path_labels`) and the quarantine reader that maps them back."""
+"""Path labels (`ldct_tf.dicom.path_labels`) and the quarantine reader that maps them back."""
 
 import hashlib
 import json
 
-from ldct_tf import quarantine
+from ldct_tf.dicom import quarantine
 from ldct_tf.errors import EXIT_BAD_INPUT, run_cli
-from ldct_tf.path_labels import INPUT_LABEL, PathLabels, resolve
+from ldct_tf.dicom.path_labels import INPUT_LABEL, PathLabels, resolve
 
 NAME = "SMITH JOHN MRN4711"  # PACS folder names hold spaces
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ldct_tf import phantoms
+from ldct_tf.ct import phantoms
 
 
 def test_phantom_has_air_fat_soft_tissue_and_bone():

@@ -10,11 +10,12 @@ import pytest
 import tensorflow as tf
 
 from dicom_fixtures import PLANTED_PATH_NAME, PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
-from ldct_tf import features as F, records
+from ldct_tf.records import schema as F
+from ldct_tf import records
 from ldct_tf.config import SPLITS
-from ldct_tf.examples import unit_examples
-from ldct_tf.path_labels import resolve
-from ldct_tf.units import synthetic_units
+from ldct_tf.prepare.examples import unit_examples
+from ldct_tf.dicom.path_labels import resolve
+from ldct_tf.prepare.plan import synthetic_units
 from records_fixtures import prepare_tiny
 
 
@@ -156,8 +157,8 @@ def test_dicom_source_with_a_broken_file_lands_in_quarantine(tmp_path):
 
 def _abdomen_stored(seed):
     """Stored values (HU + 1024) of a 64x64 phantom slice pair, as write_series expects."""
-    from ldct_tf.phantoms import make_phantom
-    from ldct_tf.simulate import scan
+    from ldct_tf.ct.phantoms import make_phantom
+    from ldct_tf.ct.simulate import scan
 
     slices = [scan(make_phantom(64, 1.4, seed=[seed, k]), 1.4, 1.0, k) for k in range(2)]
     return np.clip(np.rint(np.stack(slices)) + 1024, 0, 4095).astype(np.int16)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ldct_tf.preprocessing import denormalize_hu, normalize_hu
+from ldct_tf.models.preprocessing import denormalize_hu, normalize_hu
 
 
 def test_normalize_matches_formula_and_clips():

@@ -57,7 +57,7 @@ def _entry(value, half=0.1):
 
 
 def _write_seed(workdir, train_seed, shared, networks):
-    """eval/metrics.json and eval/cases.npz in the format `ldct_tf.evaluate` writes."""
+    """eval/metrics.json and eval/cases.npz in the format `ldct_tf.evaluate.study` writes."""
     out = workdir / "eval"
     out.mkdir(parents=True)
     ndct = {"twin_present_hu": shared["ndct_present"], "twin_absent_hu": shared["ndct_absent"],

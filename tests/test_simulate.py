@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import centre_roi, water_ellipse
-from ldct_tf import simulate
+from ldct_tf.ct import simulate
 
 SPACING = 1.4
 SIZE = 128

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ldct_tf import units
+from ldct_tf.prepare import plan as units
 from ldct_tf.config import load_config
 
 

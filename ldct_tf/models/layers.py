@@ -10,7 +10,7 @@ import_tensorflow()
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from ldct_tf.preprocessing import ABDOMEN_WINDOW_HU, HU_MIN, HU_RANGE  # noqa: E402
+from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, HU_MIN, HU_RANGE  # noqa: E402
 
 # Inside every network, network range is rescaled to (HU - 40) / 400: the abdomen window's centre
 # and width. In network range soft tissue differs by ~0.01 and noise is ~0.004, which freshly

@@ -1,0 +1,8 @@
+import sys
+
+from ldct_tf.cli import quiet_startup
+from ldct_tf.errors import run_cli
+from ldct_tf.evaluate.study import main
+
+quiet_startup()
+sys.exit(run_cli(main))

@@ -1,0 +1,171 @@
+"""Training callbacks: learning rate in the logs, TensorBoard image panels, resumable backups."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+from ldct_tf.records import schema as F# noqa: E402
+from ldct_tf.models.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
+from ldct_tf.errors import LdctError  # noqa: E402
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` to the epoch logs (so TensorBoard and the CSV history get it).
+    Must come before the loggers in the callback list."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+class ImagePanels(keras.callbacks.Callback):
+    """Every epoch, writes ``val_panels``: LDCT | denoised | NDCT | map for fixed validation
+    slices, in the abdomen window [-160, 240] HU, as TensorBoard images."""
+
+    def __init__(self, log_dir: str | Path, slices: list[dict]):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.slices = slices
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.slices:
+            return
+        panels = []
+        span = WINDOW_HU[1] - WINDOW_HU[0]
+        for item in self.slices:
+            ldct = item[F.LDCT][None]
+            denoised = self.model(ldct, training=False)
+            tiles = [windowed_hu(ldct) / span, windowed_hu(denoised) / span,
+                     windowed_hu(item[F.NDCT][None]) / span, item[F.MASK][None]]
+            panels.append(tf.concat([tf.cast(t, tf.float32) for t in tiles], axis=2)[0])
+        with self.writer.as_default():
+            tf.summary.image("val_panels LDCT|denoised|NDCT|map", tf.stack(panels), step=epoch,
+                             max_outputs=len(panels))
+        self.writer.flush()
+
+
+class WeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the weights at epoch ends (all of them, or only when ``monitor`` improves), written
+    to a temporary file and renamed, so a process killed mid-write never leaves a broken file."""
+
+    def __init__(self, path: str | Path, monitor: str | None = None, best: float = np.inf):
+        super().__init__()
+        self.path, self.monitor, self.best = Path(path), monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor) if self.monitor else None
+        if self.monitor and (value is None or not value < self.best):
+            return
+        if value is not None:
+            self.best = float(value)
+        partial = self.path.with_name(self.path.name.replace(".weights.h5", ".partial.weights.h5"))
+        self.model.save_weights(partial)
+        partial.replace(self.path)
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that also saves at every epoch end when saving every N steps, so a
+    process killed mid-epoch resumes from its last backup in that epoch, not from scratch. Keeps
+    the previous backup too (``double_checkpoint``). Every file is written under a temporary name
+    and renamed into place, so a kill at any moment leaves complete files (Keras writes them in
+    place: a kill during its metadata write left an empty JSON that stopped the next start)."""
+
+    def __init__(self, backup_dir, save_freq):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
+
+    def on_train_begin(self, logs=None):
+        backup_epoch(self.backup_dir)  # repairs damaged metadata from the previous backup
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
+        if weights.exists():
+            _atomic_copy(weights, Path(self._prev_weights_path))
+        if metadata.exists():
+            _atomic_copy(metadata, Path(self._prev_training_metadata_path))
+        partial = backup / "partial.weights.h5"
+        self.model.save_weights(str(partial), overwrite=True)
+        partial.replace(weights)
+        _atomic_write(metadata, json.dumps({"epoch": self._current_epoch,
+                                            "batch": self._last_batch_seen}))
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(text)
+    partial.replace(target)
+
+
+def _read_epoch(path: Path) -> int | None:
+    """The epoch in a backup's metadata JSON, or None when the file is not valid."""
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def backup_epoch(backup_dir: Path) -> int | None:
+    """The (zero-based) epoch a `ResumableBackup` in ``backup_dir`` resumes at, or None when there
+    is no backup. Damaged metadata is replaced by the previous backup's, which Keras then loads."""
+    metadata = Path(backup_dir) / "training_metadata.json"
+    if not metadata.exists():
+        return None
+    epoch = _read_epoch(metadata)
+    if epoch is None:
+        previous = metadata.with_name(metadata.name + ".bkp")  # Keras' double_checkpoint copy
+        epoch = _read_epoch(previous) if previous.exists() else None
+        if epoch is None:
+            raise LdctError(f"training backup {metadata} is damaged; delete "
+                            f"{metadata.parent} to start this phase over")
+        _atomic_copy(previous, metadata)
+    return epoch
+
+
+def panel_slices(dataset, count: int) -> list[dict]:
+    """Up to ``count`` validation slices for the panels, lesion-present ones first."""
+    present, absent = [], []
+    for item in dataset:
+        if len(present) >= count:
+            break
+        if int(item[F.LABEL]) == 1:
+            present.append(item)
+        elif len(absent) < count:  # only needed when too few lesion slices come
+            absent.append(item)
+    chosen = (present + absent)[:count]
+    return [{F.LDCT: s[F.LDCT], F.NDCT: s[F.NDCT],
+             F.MASK: s.get(F.MASK, tf.zeros_like(s[F.LDCT]))} for s in chosen]
+
+
+def read_history(csv_path: Path) -> dict[str, list[float]]:
+    """The CSVLogger history (every epoch of every resumed run) as columns."""
+    import csv
+
+    if not csv_path.exists():
+        return {}
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows]
+            for key in (rows[0] if rows else {})}

@@ -1,0 +1,277 @@
+"""Phases "pretrain" and "finetune": train the denoiser with the two-phase fit.
+
+pretrain: plain MSE from a fresh network (initial weights and patch order from ``train.seed``).
+finetune: starts from the pretrain network of the same work directory, with a fresh optimizer, its
+own epochs and (cosine-decayed) learning rate, more patches on lesions
+(``finetune.lesion_patch_fraction``), and one of these variants (``FinetuneConfig.variant``):
+
+- ``finetune``: the method, MSE weighted by the activation map (``w = 1 + boost * A^gamma``);
+- ``finetune_control``: the same fine-tune with ``w = 1`` everywhere, from the same weights, with
+  the same patches in the same order, epochs and learning rate: what the map adds is the
+  difference between the two;
+- ``finetune_oracle``: the weight made from the true lesion disk instead of the map, a diagnostic
+  of what the network and schedule could keep if told where the lesions are;
+- ``finetune_pairs``: the paper's literal wording, MSE on LDCT*A -> NDCT*A.
+
+The fine-tune keeps the network after its last epoch (``finetune.checkpoint = "last"``): the
+phase's own val loss would pick differently for the method and the control (plain MSE rewards
+blur). Each run writes
+
+- ``<workdir>/denoiser/<phase>/``: ``best.weights.h5`` and ``last.weights.h5`` (the wrapped model),
+  ``model.keras`` (the best network: what evaluation and export load), ``history.json`` (every
+  epoch, resumed runs included), ``config.toml``;
+- ``<workdir>/logs/<phase>/``: TensorBoard scalars (loss, val loss, val PSNR and SSIM in the
+  abdomen window, learning rate) and ``images/`` panels LDCT | denoised | NDCT | map.
+
+A killed run resumes from its last backup when the same command is run again; NaN losses stop
+training; ``input.deterministic`` makes the run reproducible (seeded data and deterministic ops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ldct_tf import cli, records
+from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.models import losses
+from ldct_tf.config import Config
+from ldct_tf.models.denoiser import Denoiser, WINDOW_HU, build_network
+from ldct_tf.errors import LdctError
+from ldct_tf.train.callbacks import (ImagePanels, LearningRateLogger, ResumableBackup,
+                                WeightsCheckpoint, backup_epoch, panel_slices, read_history)
+from ldct_tf.train.precision import policy_scope
+from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.workdir import MODEL_FILE, Workdir
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+def phase_name(config: Config, phase: str) -> str:
+    """Output folder name: pretrain, or the fine-tune variant (`FinetuneConfig.variant`)."""
+    return config.finetune.variant if phase == "finetune" else phase
+
+
+def load_network(workdir: Path, name: str) -> keras.Model:
+    """The best network of phase ``name``; a clear error naming the command when missing."""
+    path = Workdir(workdir).denoiser_model(name)
+    if not path.is_file():
+        raise LdctError(f"denoiser model {path} not found; train it with `python -m "
+                        f"ldct_tf.train --phase {name} --workdir {workdir}`")
+    return keras.models.load_model(path)
+
+
+def run(config: Config, workdir: Path, phase: str) -> dict:
+    """Train one phase; return its summary (also printed)."""
+    workdir = Path(workdir)
+    name = phase_name(config, phase)
+    out, logs = Workdir(workdir).denoiser(name), Workdir(workdir).logs(name)
+    source = _records_dir(workdir, needs_mask=phase == "finetune")
+    with_mask = source == Workdir(workdir).records_with_mask
+    sizes = records.split_sizes(source)
+    if not sizes["train"]:
+        raise LdctError(f"the train split of {source} is empty; prepare more series")
+    out.mkdir(parents=True, exist_ok=True)
+    cli.save_config(config, workdir, out)
+    settings = config.pretrain if phase == "pretrain" else config.finetune
+    loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
+    pretrained = load_network(workdir, "pretrain") if phase == "finetune" else None
+    keras.utils.set_random_seed(config.train.seed)
+    started = time.time()
+    with _determinism(config.input.deterministic), policy_scope(config.train.precision) as policy:
+        strategy = _strategy(config.train.strategy)
+        replicas = strategy.num_replicas_in_sync
+        global_batch = config.input.batch_size * replicas
+        steps = max(1, sizes["train"] * config.input.patches_per_slice // global_batch)
+        with strategy.scope():
+            network = build_network(config.model)
+            if pretrained is not None:
+                _copy_weights(pretrained, network)
+            model = Denoiser(network, loss_mode)
+            model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, phase,
+                                                                         steps)))
+            patch = config.input.patch_size
+            model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
+        train = _train_data(source, config, phase, with_mask, global_batch)
+        val = _val_data(source, config, loss_mode, with_mask) if sizes["val"] else None
+        resume = backup_epoch(out / "backup")
+        if resume is None:  # a fresh run: an earlier run's history must not mix in
+            (out / "history.csv").unlink(missing_ok=True)
+        else:
+            print(f"{name}: resuming from the backup in {out / 'backup'} at epoch {resume + 1}")
+        callbacks = _callbacks(config, out, logs, source, with_mask, val)
+        with data.naming_corrupt_shards(records.pattern(source, "*")), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks,
+                      shuffle=False, verbose=1)
+        history = read_history(out / "history.csv")
+        monitor = "val_loss" if val is not None else "loss"
+        keep = "last" if phase == "finetune" and config.finetune.checkpoint == "last" else "best"
+        model.load_weights(out / f"{keep}.weights.h5")
+        model.network.save(Workdir(workdir).denoiser_model(name))
+    summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
+                       out, logs)
+    summary["seed"] = config.train.seed
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_summary(summary)
+    return summary
+
+
+def _records_dir(workdir: Path, needs_mask: bool) -> Path:
+    masked = Workdir(workdir).records_with_mask
+    if any(records.shards(masked, "train")):
+        return masked
+    if needs_mask:
+        raise LdctError(f"finetuning needs the activation maps in {masked}; make them with "
+                        f"`python -m ldct_tf.cam --workdir {workdir}`")
+    plain = Workdir(workdir).records
+    if not any(records.shards(plain, "train")):
+        raise LdctError(f"no training records in {plain}; run `python -m ldct_tf.prepare "
+                        f"--workdir {workdir}` first")
+    return plain
+
+
+def _learning_rate(config: Config, phase: str, steps_per_epoch: int):
+    """Pretrain: constant. Finetune: cosine decay to 0 over the phase, or constant."""
+    if phase == "pretrain":
+        return config.pretrain.learning_rate
+    ft = config.finetune
+    if ft.lr_schedule == "constant":
+        return ft.learning_rate
+    return keras.optimizers.schedules.CosineDecay(ft.learning_rate, ft.epochs * steps_per_epoch)
+
+
+def phase_seed(config: Config, phase: str) -> int:
+    """Patch order and crops: the same for every fine-tune variant of one training seed, so the
+    method and its control see the same patches."""
+    return config.train.seed * 1000 + (1 if phase == "pretrain" else 2)
+
+
+def loss_weights(activation_map, finetune):
+    """The weighted mode's pixel weights: ``finetune.weight`` "uniform" (the control) gives 1
+    everywhere; "map" and "oracle" apply `losses.map_weights` to the (map or oracle) A."""
+    if finetune.weight == "uniform":
+        return tf.ones_like(activation_map)
+    return losses.map_weights(activation_map, finetune.weight_form, boost=finetune.boost,
+                              gamma=finetune.gamma, floor=finetune.weight_floor)
+
+
+def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch_size: int):
+    """Training batches in the form the mode's ``train_step`` takes. Every fine-tune variant
+    reads the maps (the control ignores them), so all variants cut the same patches."""
+    ft = config.finetune
+    mode = "mse" if phase == "pretrain" else ft.mode
+    ds = data.make_dataset(records.pattern(source, "train"), config, True,
+                           with_mask=with_mask and mode != "mse", batch_size=batch_size,
+                           seed=phase_seed(config, phase),
+                           lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
+                           oracle=mode == "weighted" and ft.weight == "oracle")
+    if mode == "weighted":  # the weight is made here, once, from the stored map A
+        return ds.map(lambda x, y, a: (x, y, loss_weights(a, ft)))
+    if mode == "pairs":
+        return ds.map(lambda x, y, a: (x * a, y * a))
+    return ds
+
+
+def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
+    """Whole validation slices: (ldct, ndct[, w or A])."""
+    ft = config.finetune
+    ds = data.make_dataset(records.pattern(source, "val"), config, False,
+                           with_mask=with_mask and mode != "mse",
+                           oracle=mode == "weighted" and ft.weight == "oracle")
+
+    def to_tuple(item):
+        if mode == "weighted":
+            return item[F.LDCT], item[F.NDCT], loss_weights(item[F.MASK], ft)
+        if mode == "pairs":
+            return item[F.LDCT], item[F.NDCT], item[F.MASK]
+        return item[F.LDCT], item[F.NDCT]
+
+    # Synthetic slices share one size; DICOM series may not, so they go one by one.
+    batch = 4 if config.data.source == "synthetic" else 1
+    return ds.map(to_tuple).batch(batch).cache()
+
+
+def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: bool,
+               val) -> list:
+    monitor = "val_loss" if val is not None else "loss"
+    previous = read_history(out / "history.csv").get(monitor)
+    # A resumed run must not forget the best epoch before the interruption.
+    best_so_far = float(np.nanmin(previous)) if previous and (out / "best.weights.h5").exists() \
+        else np.inf
+    best = WeightsCheckpoint(out / "best.weights.h5", monitor, best_so_far)
+    backup = ResumableBackup(str(out / "backup"), save_freq=config.train.backup_every_steps)
+    panels = []
+    if config.train.image_panels and val is not None:
+        slices = panel_slices(data.make_dataset(records.pattern(source, "val"), config, False,
+                                                with_mask=with_mask), config.train.image_panels)
+        panels = [ImagePanels(logs / "images", slices)]
+    return [backup, LearningRateLogger(),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(logs)), best,
+            WeightsCheckpoint(out / "last.weights.h5"),
+            keras.callbacks.TerminateOnNaN(), *panels]
+
+
+def _copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Pretrained weights into a network built under the current precision policy."""
+    try:
+        target.set_weights(source.get_weights())
+    except ValueError as exc:
+        raise LdctError(f"the pretrain network does not match the [model] section now in the "
+                        f"config ({exc}); finetune with the [model] settings used for pretrain"
+                        ) from None
+
+
+def _strategy(name: str):
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()  # the default (no-op) strategy
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool):
+    """Deterministic TensorFlow ops for the block only (they are slower)."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    if enabled and not was:
+        tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled and not was:
+            tf_config.disable_op_determinism()
+
+
+def _summary(name, history, monitor, keep, seconds, policy, replicas, out, logs) -> dict:
+    """The kept epoch (the best by ``monitor``, or the last) and its validation figures."""
+    values = history.get(monitor) or history.get("loss", [])
+    if not values:
+        chosen = None
+    else:
+        chosen = len(values) - 1 if keep == "last" else int(np.nanargmin(values))
+    pick = (lambda key: round(float(history[key][chosen]), 4)
+            if chosen is not None and key in history else None)
+    return {"phase": name, "epochs_total": len(values), "checkpoint": keep,
+            "kept_epoch": None if chosen is None else chosen + 1, monitor: pick(monitor),
+            "val_psnr_db": pick("val_psnr"), "val_ssim": pick("val_ssim"),
+            "window_hu": list(WINDOW_HU), "data_range_hu": WINDOW_HU[1] - WINDOW_HU[0],
+            "seconds": round(seconds, 1), "precision": policy, "replicas": replicas,
+            "model": str(out / MODEL_FILE), "logs": str(logs)}
+
+
+def _print_summary(s: dict) -> None:
+    print(f"{s['phase']}: {s['epochs_total']} epochs ({s['seconds']:.0f} s, {s['precision']}, "
+          f"{s['replicas']} replica(s), seed {s['seed']}); kept the {s['checkpoint']} epoch "
+          f"{s['kept_epoch']}: val PSNR "
+          f"{s['val_psnr_db']} dB, SSIM {s['val_ssim']} (abdomen window [-160, 240] HU, "
+          f"data range 400)")
+    print(f"  model {s['model']}; TensorBoard: tensorboard --logdir {Path(s['logs']).parent}")
