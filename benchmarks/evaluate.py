@@ -27,23 +27,24 @@ def main() -> int:
     args = parser.parse_args()
     cli.quiet_startup()
 
-    from ldct_tf.evaluate import baselines, study as evaluate, metrics
+    from ldct_tf.evaluate import baselines, metrics, sets
+    from ldct_tf.models.inference import load_for_inference
     from ldct_tf import records
     from ldct_tf.config import load_config
 
     config = load_config(args.config)
     workdir = Path(args.workdir)
-    test = evaluate.load_slices(records.pattern(Workdir(workdir).records, "test"), config)
+    test = sets.load_slices(records.pattern(Workdir(workdir).records, "test"), config)
     ldct, ndct = test.ldct[:args.slices], test.ndct[:args.slices]
     makers = {"ldct": lambda: ldct, "gaussian": lambda: baselines.gaussian(ldct, 1.0)}
     if baselines.bm3d_available() is None:
         makers["bm3d"] = lambda: baselines.bm3d(ldct, 17.0)
-    for name in evaluate.NETWORK_SETS:
+    for name in sets.NETWORK_SETS:
         path = Workdir(workdir).denoiser_model(name)
         if path.is_file():
-            network = evaluate.load_network(path)  # the inference form evaluation runs
-            evaluate.denoise(network, ldct[:1])  # warm-up
-            makers[name] = (lambda n=network: evaluate.denoise(n, ldct))
+            network = load_for_inference(path)  # the inference form evaluation runs
+            sets.denoise(network, ldct[:1])  # warm-up
+            makers[name] = (lambda n=network: sets.denoise(n, ldct))
     result = {"slices": len(ldct)}
     for name, make in makers.items():
         started = time.perf_counter()

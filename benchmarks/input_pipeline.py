@@ -36,9 +36,9 @@ def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int) -> f
 
 
 def reader_rate(pattern: str, config, batches: int) -> float:
-    from ldct_tf.records import dataset as data
+    from ldct_tf.records import dataset
 
-    ds = data.make_dataset(pattern, config, training=True).repeat()
+    ds = dataset.make_dataset(pattern, config, training=True).repeat()
     it = iter(ds)
     for _ in range(20):  # warm-up: tracing, file opening, shuffle buffer fill
         next(it)

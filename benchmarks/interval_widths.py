@@ -5,8 +5,8 @@ work directory's test split (LDCT and NDCT; no network needed). Prints one JSON 
   with all their twins (`ldct_tf.evaluate.bootstrap.Clusters`).
 - ``contrast_kept_ldct``: before: pairs resampled as independent; after: test slices.
 - ``cho_auc_<set>``: before: cases with replacement, halves by position (copies on both sides),
-  one split per resample; after: `ldct_tf.evaluate.observers.cho_study` (halves of distinct slices, the
-  same split-averaged estimator as the point value).
+  one split per resample; after: `ldct_tf.evaluate.observers.cho_study` (halves of distinct
+  slices, the same split-averaged estimator as the point value).
 - ``cho_auc_ndct_minus_ldct``: the paired difference and its interval (after only).
 
     python benchmarks/interval_widths.py --config pipelines/configs/benchmark.toml \\
@@ -22,7 +22,7 @@ import numpy as np
 
 from ldct_tf.evaluate import bootstrap, metrics, observers
 from ldct_tf import records
-from ldct_tf.evaluate import study as E
+from ldct_tf.evaluate import readings, sets
 from ldct_tf.config import load_config
 
 
@@ -53,10 +53,10 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     cfg = config.evaluate
-    test = E.load_slices(records.pattern(f"{args.workdir}/records", "test"), config)
-    pairs = E._pairs(test)
+    test = sets.load_slices(records.pattern(f"{args.workdir}/records", "test"), config)
+    pairs = readings.twin_pairs(test)
     present = [i for i, lab in enumerate(test.label) if lab == 1]
-    design = E.Design.of(test, pairs, present)
+    design = readings.Design.of(test, pairs, present)
     out = {"test_slices": len(test.ldct), "pairs": len(pairs), "units": design.slices.n_units}
 
     psnr = np.array([metrics.fidelity(im, ref)["abdomen"]["psnr"]
@@ -66,22 +66,22 @@ def main() -> None:
                                          design.slices)
     out["psnr_ldct"] = _entry(before["value"], before["ci95"], after["ci95"])
 
-    twins = {"cases": np.column_stack([E._twin_means(test.ldct, test, pairs),
-                                       E._twin_reference(test, pairs)])}
+    twins = {"cases": np.column_stack([readings._twin_means(test.ldct, test, pairs),
+                                       readings._twin_reference(test, pairs)])}
 
     def kept(i):
-        return E._statistic("contrast_kept", twins, i)
+        return readings.statistic("contrast_kept", twins, i)
 
     out["contrast_kept_ldct"] = _entry(
         kept(None), bootstrap.interval(len(pairs), kept, args.resamples, np.random.default_rng(0)),
         bootstrap.interval(len(pairs), kept, args.resamples, np.random.default_rng(0),
                            clusters=design.pairs))
 
-    size = E._roi_size(test, cfg)
-    channels = E._cho_channels(test, pairs, size, cfg.cho_channels)
+    size = readings._roi_size(test, cfg)
+    channels = readings._cho_channels(test, pairs, size, cfg.cho_channels)
     studies = {}
     for name, images in (("ldct", test.ldct), ("ndct", test.ndct)):
-        rois = E._rois(images, test, pairs, size)
+        rois = readings._rois(images, test, pairs, size)
         old_value, old_interval = _old_cho(*rois, channels, cfg.cho_splits, args.resamples,
                                            cfg.seed)
         studies[name] = observers.cho_study(*rois, channels, design.pairs, cfg.cho_splits,

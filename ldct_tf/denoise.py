@@ -42,7 +42,7 @@ TILE_OVERLAP = 32  # wider than the networks' receptive field, so tile seams do 
 MIN_SIDE = 2 * TILE_OVERLAP  # smaller slices are padded to this (a receptive field each way)
 
 
-def load_model(path: str | Path):
+def load_export(path: str | Path):
     """The SavedModel's ``serving_default`` function and its provenance."""
     path = Path(path)
     if not (path / "saved_model.pb").is_file():
@@ -121,7 +121,7 @@ def check_paths(input_dir: str | Path, output_dir: str | Path) -> None:
 def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch: int = 4,
         force: bool = False, tile: int = DEFAULT_TILE, keep_paths: bool = False) -> dict:
     check_paths(input_dir, output_dir)
-    serve, prov = load_model(model)
+    serve, prov = load_export(model)
     model_name = f"{prov.get('name', Path(model).parent.name)} version " \
                  f"{prov.get('version', Path(model).name)}"
     input_dir, output_dir = Path(input_dir), Path(output_dir)

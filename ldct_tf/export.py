@@ -68,9 +68,9 @@ def float32_network(workdir: Path, phase: str) -> tuple[keras.Model, Path]:
     """The phase's best network rebuilt under float32 in its inference form
     (`ldct_tf.models.inference`), and its folder."""
     from ldct_tf.models.denoiser import build_network
-    from ldct_tf.train.denoiser import load_network
+    from ldct_tf.train.denoiser import load_trained
 
-    trained = load_network(workdir, phase)
+    trained = load_trained(workdir, phase)
     folder = Workdir(workdir).denoiser(phase)
     config = load_config(folder / CONFIG_FILE)
     with policy_scope("float32"):

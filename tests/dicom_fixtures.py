@@ -389,3 +389,12 @@ __all__ = [
     "write_mayo_tree",
     "write_series",
 ]
+
+
+def read_one_series(path, **kwargs):
+    """`read_ct_series` of a path that must hold exactly one series; that series."""
+    from ldct_tf.dicom import read_ct_series
+
+    result = read_ct_series(path, **kwargs)
+    assert len(result.series) == 1, result.skipped
+    return result.series[0]

@@ -335,7 +335,7 @@ DAMAGE = ["cut at a record boundary", "cut inside a record", "emptied", "deleted
 
 @pytest.mark.parametrize("how", DAMAGE)
 def test_make_dataset_names_a_damaged_shard(tiny_run, tmp_path, how):
-    from ldct_tf.records import dataset as data
+    from ldct_tf.records import dataset
     from ldct_tf import records
 
     config, workdir = tiny_run
@@ -343,7 +343,7 @@ def test_make_dataset_names_a_damaged_shard(tiny_run, tmp_path, how):
     shutil.copytree(Workdir(workdir).records, copy)
     shard = _damage_shard(copy, how)
     with pytest.raises(LdctError, match=str(shard)):
-        for _ in data.make_dataset(records.pattern(copy, "train"), config, True):
+        for _ in dataset.make_dataset(records.pattern(copy, "train"), config, True):
             pass
 
 

@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 
 from ldct_tf import cam, records
-from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.records import dataset, schema as F
 from ldct_tf.config import CamConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
 from ldct_tf.workdir import Workdir
-from test_classifier import separable_set, train_on_separable_set
+from classifier_fixtures import separable_set, train_on_separable_set
 
 
 def _disk_images(n, size=32, seed=0):
@@ -158,8 +158,8 @@ def test_records_with_mask_round_trip(masked_tiny):
     config, workdir, summary = masked_tiny
     before = records.pattern(Workdir(workdir).records, "test")
     after = records.pattern(Workdir(workdir).records_with_mask, "test")
-    originals = list(data.make_dataset(before, config, False))
-    masked = list(data.make_dataset(after, config, False, with_mask=True))
+    originals = list(dataset.make_dataset(before, config, False))
+    masked = list(dataset.make_dataset(after, config, False, with_mask=True))
     assert len(originals) == len(masked) > 0
     for a, b in zip(originals, masked):
         np.testing.assert_array_equal(a[F.LDCT], b[F.LDCT])

@@ -170,7 +170,7 @@ def test_a_slice_smaller_than_the_network_needs_is_padded_not_a_crash(model_dir,
 
 
 def test_padding_matches_denoising_the_padded_slice_by_hand(model_dir, rng):
-    serve, _ = denoise.load_model(model_dir)
+    serve, _ = denoise.load_export(model_dir)
     small = rng.normal(40.0, 20.0, (1, 10, 30)).astype(np.float32)
     got = denoise.denoise_hu(serve, small, batch=1)
     padded = np.pad(small, ((0, 0), (27, 27), (17, 17)), mode="edge")  # to 64x64, centred

@@ -18,7 +18,7 @@ training or evaluation.
 """
 
 from ldct_tf.dicom.anonymize import DEFAULT_SALT, anonymous_key, dose_hint_from_text
-from ldct_tf.dicom.pairing import (estimate_noise_hu, find_dose_pairs, pair_series,
+from ldct_tf.dicom.pairing import (blind_noise_sd_hu, find_dose_pairs, pair_series,
                                    patient_group_key)
 from ldct_tf.dicom.reader import (HU_RANGE, MAX_SPACING_MM, MIN_SPACING_MM, SeriesFiles,
                                   SeriesIndex, available_decoders, index_series, read_ct_series)
@@ -26,6 +26,6 @@ from ldct_tf.dicom.series import CtSeries, NoUsableSliceError, PairedSeries, Rea
 
 __all__ = ["DEFAULT_SALT", "HU_RANGE", "MAX_SPACING_MM", "MIN_SPACING_MM", "CtSeries",
            "NoUsableSliceError", "PairedSeries", "ReadResult", "SeriesFiles", "SeriesIndex",
-           "anonymous_key", "available_decoders", "dose_hint_from_text", "estimate_noise_hu",
+           "anonymous_key", "available_decoders", "dose_hint_from_text", "blind_noise_sd_hu",
            "find_dose_pairs", "index_series", "pair_series", "patient_group_key",
            "read_ct_series"]

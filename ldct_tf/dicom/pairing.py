@@ -22,7 +22,7 @@ PAIR_SPACING_TOLERANCE_MM = 1e-3
 DEFAULT_PAIR_TOLERANCE_MM = 0.5
 
 
-def estimate_noise_hu(hu: np.ndarray) -> float:
+def blind_noise_sd_hu(hu: np.ndarray) -> float:
     """Robust noise standard deviation in HU of a (slices, rows, cols) or (rows, cols) image.
 
     The 5-point Laplacian residual of white noise of std s has std s*sqrt(20); its median absolute
@@ -133,7 +133,7 @@ def find_dose_pairs(result: ReadResult, labels: Callable[[str], str] | None = No
 
     Series are grouped by patient_key (series without PatientID by their parent's parent folder).
     Full and low dose are told apart by dose_hint; when hints are missing, a series pairs with the
-    other role, and with no hint at all the noisier series (`estimate_noise_hu`) is the low dose.
+    other role, and with no hint at all the noisier series (`blind_noise_sd_hu`) is the low dose.
     Raises LdctError naming each failing patient folder (by `labels` of its path when given, else
     relative to `result.root`; never the patient ID) when a patient does not have exactly one
     full-dose and one low-dose series, or when their slices do not pair (see `pair_series`).
@@ -205,7 +205,7 @@ def _assign_roles(series: list[CtSeries]) -> tuple[CtSeries, CtSeries] | str:
         return (full[0], unknown[0]) if full else (unknown[0], low[0])
     if len(unknown) == 2:
         a, b = unknown
-        noise_a, noise_b = estimate_noise_hu(a.hu), estimate_noise_hu(b.hu)
+        noise_a, noise_b = blind_noise_sd_hu(a.hu), blind_noise_sd_hu(b.hu)
         if noise_a == noise_b:
             return found + " with equal noise, so full and low dose cannot be told apart"
         return (a, b) if noise_a < noise_b else (b, a)

@@ -23,16 +23,14 @@ CT functional groups), C.7.6.16 (Multi-frame functional groups: per-frame overri
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import logging
 import math
 import os
 import re
 import struct
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pydicom
@@ -45,6 +43,7 @@ from pydicom.pixels.utils import get_expected_length
 
 from ldct_tf.config import SPACING_RANGE_MM
 from ldct_tf.errors import LdctError
+from ldct_tf.dicom.notices import captured_pydicom_notices, log_notices
 from ldct_tf.dicom.anonymize import anonymous_key, checked_salt, dose_hint_from_text
 from ldct_tf.dicom.series import Frame, NoUsableSliceError, ReadResult, assemble_series, reason_kind
 
@@ -67,10 +66,6 @@ _CT_SOP_CLASSES = frozenset(
         pydicom.uid.LegacyConvertedEnhancedCTImageStorage,
     }
 )
-
-
-# pydicom's value-validation warnings (PS3.5 6.2 VR rules) start like this.
-_NONCONFORMANT_PREFIXES = ("Invalid value", "The value length")
 
 
 def available_decoders() -> list[str]:
@@ -113,8 +108,8 @@ def read_ct_series(
 
     Logs (logger "ldct_tf.dicom"): one WARNING per file that had pydicom warnings, counting them
     without their text; one DEBUG per skipped file; one INFO summary. Log lines name files and
-    folders by `labels` (`ldct_tf.dicom.path_labels.PathLabels`; default: the path as given). Warnings
-    are captured with `warnings.catch_warnings`, which is process-wide: do not read DICOM in other
+    folders by `labels` (`ldct_tf.dicom.path_labels.PathLabels`; default: the path as given).
+    Warnings are captured with `warnings.catch_warnings`, which is process-wide: do not read DICOM in other
     threads meanwhile.
     """
     salt = checked_salt(salt)
@@ -183,7 +178,7 @@ def index_series(path: str | os.PathLike, *, salt: str | None = None) -> SeriesI
     for file in files:
         notices: dict[str, list[str]] = {"warnings": [], "logs": []}
         try:
-            with _captured_pydicom_notices(notices):
+            with captured_pydicom_notices(notices):
                 ds = _dcmread(file, stop_before_pixels=True, specific_tags=tags)
                 series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
                 patient_id = str(ds.get("PatientID", "") or "").strip()
@@ -232,10 +227,10 @@ def _read_file_quietly(path: Path, folders: Sequence[str], salt: str,
     """`_read_file` with pydicom's warnings and log records (they quote values) counted, unshown."""
     notices: dict[str, list[str]] = {"warnings": [], "logs": []}
     try:
-        with _captured_pydicom_notices(notices):
+        with captured_pydicom_notices(notices):
             return _read_file_or_skip(path, folders, salt)
     finally:
-        _log_notices(labels(str(path)), notices)
+        log_notices(labels(str(path)), notices)
 
 
 def _read_file_or_skip(path: Path, folders: Sequence[str], salt: str) -> list[Frame]:
@@ -254,56 +249,6 @@ def _read_file_or_skip(path: Path, folders: Sequence[str], salt: str) -> list[Fr
             f"unreadable: {type(exc).__name__} while reading; open it with pydicom.dcmread "
             "to see the details"
         ) from None
-
-
-@contextlib.contextmanager
-def _captured_pydicom_notices(notices: dict[str, list[str]]) -> Iterator[None]:
-    """Collect warnings and pydicom log records raised in the block into `notices`, unshown.
-
-    pydicom's warn_and_log quotes the offending value in both; the filters are removed on exit,
-    so no logging state outlives the block.
-    """
-
-    def drop(record: logging.LogRecord) -> bool:
-        notices["logs"].append(record.getMessage())
-        return False
-
-    pydicom_loggers = [
-        lg
-        for name, lg in list(logging.Logger.manager.loggerDict.items())
-        if isinstance(lg, logging.Logger) and (name == "pydicom" or name.startswith("pydicom."))
-    ]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for lg in pydicom_loggers:
-            lg.addFilter(drop)
-        try:
-            yield
-        finally:
-            for lg in pydicom_loggers:
-                lg.removeFilter(drop)
-            notices["warnings"].extend(str(w.message) for w in caught)
-
-
-def _log_notices(path: str, notices: dict[str, list[str]]) -> None:
-    """Emit one log line counting the notices of one file, without their text."""
-    warned = notices["warnings"]
-    # pydicom's warn_and_log both logs and warns the same text: count such a pair once.
-    unpaired = collections.Counter(warned)
-    log_only = 0
-    for message in notices["logs"]:
-        if unpaired[message] > 0:
-            unpaired[message] -= 1
-        else:
-            log_only += 1
-    nonconformant = sum(1 for m in warned if m.startswith(_NONCONFORMANT_PREFIXES))
-    other = len(warned) - nonconformant + log_only
-    if nonconformant or other:
-        logger.warning(
-            "%s: %d non-conformant value(s) and %d other pydicom warning(s) while reading; "
-            "values not shown because they can identify the patient",
-            path, nonconformant, other,
-        )
 
 
 def _read_file(path: Path, folders: Sequence[str], salt: str) -> list[Frame]:

@@ -4,7 +4,7 @@
   the search widened past the configured grid while the best width lies at its edge.
 - BM3D (Dabov et al. 2007; the ``bm3d`` package, an optional extra: its licence allows
   non-commercial use only): noise estimated on val, run in parallel processes. FBP noise is
-  spatially correlated, so the noise is given as its power spectrum (`estimate_noise_psd`, BM3D
+  spatially correlated, so the noise is given as its power spectrum (`paired_noise_psd`, BM3D
   for correlated noise of Mäkinen, Azzari & Foi 2020) rather than as a white-noise SD (the
   classic BM3D; `bm3d` still takes one, and `psd_sd_hu` gives the SD of equal variance).
 
@@ -34,7 +34,7 @@ GAUSSIAN_SIGMA_CAP_PX = 8.0  # the widened Gaussian search goes no wider ...
 GAUSSIAN_SIGMA_FLOOR_PX = 0.2  # ... and no narrower
 _WIDEN_UP, _WIDEN_DOWN = 1.5, 0.5
 
-# the body region of `estimate_noise_psd`
+# the body region of `paired_noise_psd`
 _BODY_HU = -500.0  # smoothed NDCT above this is body (lungs and bowel gas are filled in as holes)
 _BODY_TAPER_PX = 2.0  # the window's soft edge (Gaussian SD), inside the body
 _MIN_BODY_PX = 256  # fewer body pixels than this: the slice's whole image is the window
@@ -135,7 +135,7 @@ def _noise_window(ndct: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(inner.astype(np.float64), _BODY_TAPER_PX, mode="constant")
 
 
-def estimate_noise_psd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> np.ndarray:
+def paired_noise_psd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> np.ndarray:
     """The 2-D power spectrum of the LDCT noise from val pairs, for `bm3d`.
 
     LDCT - NDCT is pure noise (the anatomy is shared). Each slice's difference is windowed to
@@ -230,7 +230,7 @@ def bm3d(images: list[np.ndarray], noise, workers: int | None = None) -> list[np
     """BM3D of every image, one process per CPU core (``workers``; 1: in this process).
 
     ``noise`` is either the noise SD in HU (a float: white noise, classic BM3D) or a 2-D noise
-    PSD as `estimate_noise_psd` returns it (bm3d convention, (HU / `_BM3D_SCALE`)^2: correlated
+    PSD as `paired_noise_psd` returns it (bm3d convention, (HU / `_BM3D_SCALE`)^2: correlated
     noise, BM3D with exact transform-domain variances and thresholds chosen from the PSD; slower).
     BM3D needs the PSD at the image's shape: an image of another shape gets the PSD resampled
     to it (`resample_psd`, which keeps the variance and the spectral shape).

@@ -8,6 +8,8 @@ padded ``Conv2D`` of the same size, so exports and evaluation use `for_inference
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ldct_tf.tf_import import import_tensorflow
 
 import_tensorflow()
@@ -50,3 +52,10 @@ def for_inference(network: keras.Model) -> keras.Model:
             weights = [kernel, *weights[1:]]
         target.set_weights(weights)
     return fast
+
+
+def load_for_inference(path: str | Path) -> keras.Model:
+    """A saved ``model.keras`` denoising network in its inference form (`for_inference`): the form
+    evaluation and the export run. (`ldct_tf.train.denoiser.load_trained` gives the network as
+    trained, for fine-tuning and export.)"""
+    return for_inference(keras.models.load_model(path))

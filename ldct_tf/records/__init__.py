@@ -1,15 +1,15 @@
 """The prepared TFRecords: what a record holds (`schema`), per-split statistics (`stats`), the
-shards on disk and their checks (`shards`, whose public names this package re-exports:
-``records.pattern(...)``), and the tf.data readers (`dataset`).
+shard files on disk and their checks (`files`, whose public names this package re-exports:
+``records.pattern(...)``, ``records.shards(...)``), and the tf.data readers (`dataset`).
 
 May import: TensorFlow, numpy, `ldct_tf.config`, `ldct_tf.errors`, `ldct_tf.models.preprocessing`
 (the one HU normalisation) and `ldct_tf.evaluate.metrics` (the noise index in the stats). Nothing
 of preparation, training or serving.
 """
 
-from ldct_tf.records.shards import (check_files, compression_of, count_records, pattern, remove_shards, shards,
-                                    split_sizes, suffix, verify_shards, write_schema,
-                                    write_shard_counts)
+from ldct_tf.records.files import (check_files, compression_of, count_records, pattern,
+                                   remove_shards, shards, split_sizes, suffix, verify_shards,
+                                   write_schema, write_shard_counts)
 
 __all__ = ["check_files", "compression_of",
            "count_records", "pattern", "remove_shards", "shards", "split_sizes", "suffix",

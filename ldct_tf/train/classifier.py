@@ -1,8 +1,8 @@
 """Phase "classifier": train the lesion-present / lesion-absent CNN on the detection task.
 
 Patches of NDCT (option: LDCT too) around the lesion or its sham twin, at random offsets and
-orientations (`ldct_tf.records.dataset.make_lesion_patches`). With ``classifier.insert_lesions`` (default) the
-training set also holds twin pairs cut from every lesion-absent training slice, once clean and once
+orientations (`ldct_tf.records.dataset.make_lesion_patches`). With ``classifier.insert_lesions``
+(default) the training set also holds twin pairs cut from every lesion-absent training slice, once clean and once
 with a lesion drawn from the ``[lesion]`` ranges inserted at the sham site: a few dozen real lesions
 are too few to learn small low-contrast ones reliably, and a pair that differs by the lesion alone
 teaches the lesion, not the slice. Val and test patches stay real (no insertion), so the reported
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import cli, records
-from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.records import dataset, schema as F
 from ldct_tf.evaluate import metrics
 from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
@@ -66,8 +66,8 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
                            epochs: int, use_ldct: bool, lesions: LesionConfig | None,
                            extra: dict | None = None, ndct_warmup_epochs: int = 0,
                            learning_rate: float | None = None) -> dict:
-    """Train a ``[classifier]`` network on the patch task into ``out`` (a `Workdir` folder); return (and
-    write) its ``metrics.json``, with ``extra`` appended.
+    """Train a ``[classifier]`` network on the patch task into ``out`` (a `Workdir` folder);
+    return (and write) its ``metrics.json``, with ``extra`` appended.
 
     One body for every lesion classifier of the method (the map classifier and the observer of
     `ldct_tf.train.observer`), so they differ only in what is passed here: ``seed`` fixes the
@@ -90,7 +90,7 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     keras.utils.set_random_seed(seed)
 
     def patches(split, key, training):
-        return data.make_lesion_patches(
+        return dataset.make_lesion_patches(
             records.pattern(rec, split), key, cfg.patch_size,
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
             cfg.batch_size, seed=seed + (0 if training else 7), insert_lesions=lesions)
@@ -106,7 +106,7 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     if val is None:
         log.warning("warning: the val split is empty; the checkpoint is chosen on training loss")
     started = time.time()
-    with policy_scope("float32"), data.naming_corrupt_shards(records.pattern(rec, "*")), \
+    with policy_scope("float32"), dataset.naming_corrupt_shards(records.pattern(rec, "*")), \
             warnings.catch_warnings():
         # Keras warns at the end of every epoch of a tf.data input of unknown length.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -144,9 +144,9 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     return result
 
 
-def _scores(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+def _scores(model, batches) -> tuple[np.ndarray, np.ndarray]:
     scores, labels = [], []
-    for x, y in dataset:
+    for x, y in batches:
         scores.append(model.predict_on_batch(x).ravel())
         labels.append(y.numpy().ravel())
     return np.concatenate(scores), np.concatenate(labels)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import cli, records
-from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.records import dataset, schema as F
 from ldct_tf.models import losses
 from ldct_tf.config import Config
 from ldct_tf.models.denoiser import Denoiser, WINDOW_HU, build_network
@@ -57,7 +57,7 @@ def phase_name(config: Config, phase: str) -> str:
     return config.finetune.variant if phase == "finetune" else phase
 
 
-def load_network(workdir: Path, name: str) -> keras.Model:
+def load_trained(workdir: Path, name: str) -> keras.Model:
     """The best network of phase ``name``; a clear error naming the command when missing."""
     path = Workdir(workdir).denoiser_model(name)
     if not path.is_file():
@@ -80,7 +80,7 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
     cli.save_config(config, workdir, out)
     settings = config.pretrain if phase == "pretrain" else config.finetune
     loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
-    pretrained = load_network(workdir, "pretrain") if phase == "finetune" else None
+    pretrained = load_trained(workdir, "pretrain") if phase == "finetune" else None
     keras.utils.set_random_seed(config.train.seed)
     started = time.time()
     with _determinism(config.input.deterministic), policy_scope(config.train.precision) as policy:
@@ -105,7 +105,7 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
         else:
             print(f"{name}: resuming from the backup in {out / 'backup'} at epoch {resume + 1}")
         callbacks = _callbacks(config, out, logs, source, with_mask, val)
-        with data.naming_corrupt_shards(records.pattern(source, "*")), warnings.catch_warnings():
+        with dataset.naming_corrupt_shards(records.pattern(source, "*")), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks,
                       shuffle=False, verbose=1)
@@ -167,7 +167,7 @@ def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch
     reads the maps (the control ignores them), so all variants cut the same patches."""
     ft = config.finetune
     mode = "mse" if phase == "pretrain" else ft.mode
-    ds = data.make_dataset(records.pattern(source, "train"), config, True,
+    ds = dataset.make_dataset(records.pattern(source, "train"), config, True,
                            with_mask=with_mask and mode != "mse", batch_size=batch_size,
                            seed=phase_seed(config, phase),
                            lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
@@ -182,7 +182,7 @@ def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch
 def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
     """Whole validation slices: (ldct, ndct[, w or A])."""
     ft = config.finetune
-    ds = data.make_dataset(records.pattern(source, "val"), config, False,
+    ds = dataset.make_dataset(records.pattern(source, "val"), config, False,
                            with_mask=with_mask and mode != "mse",
                            oracle=mode == "weighted" and ft.weight == "oracle")
 
@@ -209,7 +209,7 @@ def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: b
     backup = ResumableBackup(str(out / "backup"), save_freq=config.train.backup_every_steps)
     panels = []
     if config.train.image_panels and val is not None:
-        slices = panel_slices(data.make_dataset(records.pattern(source, "val"), config, False,
+        slices = panel_slices(dataset.make_dataset(records.pattern(source, "val"), config, False,
                                                 with_mask=with_mask), config.train.image_panels)
         panels = [ImagePanels(logs / "images", slices)]
     return [backup, LearningRateLogger(),

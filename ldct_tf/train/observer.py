@@ -5,7 +5,7 @@ maps that weight the fine-tune's loss, so the fine-tune is trained to keep what 
 at. Scoring the denoised images with the same network would measure how well the fine-tune pleases
 its own teacher, not how detectable the lesions are: a circular reading that favours the method
 over its control. The observer is a network of the same architecture and patch task (the same
-`classifier_training.train_patch_classifier` body, the ``[classifier]`` settings), but
+`ldct_tf.train.classifier.train_patch_classifier` body, the ``[classifier]`` settings), but
 
 - trained from its own seed (``observer.seed``: initial weights, patch draws, inserted lesions)
   for ``observer.epochs``,

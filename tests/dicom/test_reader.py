@@ -1,6 +1,6 @@
-"""Tests for ldct_tf.dicom: HU conversion, slice order, Enhanced CT, compression, bad files,
-anonymity of every output, and full/low-dose pairing. Inputs are built in code (dicom_fixtures)
-or are pydicom's own test files; expected values come from a formula or from pydicom itself."""
+"""Tests for ldct_tf.dicom.reader: HU conversion, slice order, Enhanced CT, compression, bad files
+(each a listed skip), and anonymity of every output. Inputs are built in code (dicom_fixtures) or
+are pydicom's own test files; expected values come from a formula or from pydicom itself."""
 
 from __future__ import annotations
 
@@ -18,35 +18,21 @@ from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut, get_encoder
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from dicom_fixtures import (
-    PLANTED_PATIENT_ID,
-    PLANTED_SERIES_UID,
-    PLANTED_VALUES,
-    make_ct_dataset,
-    make_enhanced_ct_dataset,
-    make_unsupported_compressed_dataset,
-    plant_nonconformant_values,
-    save,
-    save_truncated,
-    write_mayo_tree,
-    write_series,
-)
-from ldct_tf.dicom import (
-    DEFAULT_SALT,
-    CtSeries,
-    NoUsableSliceError,
-    anonymous_key,
-    dose_hint_from_text,
-    estimate_noise_hu,
-    find_dose_pairs,
-    index_series,
-    pair_series,
-    read_ct_series,
-)
+from dicom_fixtures import (read_one_series, PLANTED_PATIENT_ID, PLANTED_SERIES_UID,
+                            PLANTED_VALUES, make_ct_dataset, make_enhanced_ct_dataset,
+                            make_unsupported_compressed_dataset, plant_nonconformant_values, save,
+                            save_truncated, write_series)
+from ldct_tf.dicom import (NoUsableSliceError, anonymous_key, find_dose_pairs, index_series,
+                           read_ct_series)
 from ldct_tf.errors import LdctError
 
+
 CT_SMALL = get_testdata_file("CT_small.dcm")
+
+
 MR_SMALL = get_testdata_file("MR_small.dcm")
+
+
 OTHER_UID = "1.2.826.0.1.3680043.8.498.4242"
 
 
@@ -56,18 +42,8 @@ def _reference_hu(path) -> np.ndarray:
     return apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
 
 
-def _only_series(path, **kwargs) -> CtSeries:
-    result = read_ct_series(path, **kwargs)
-    assert len(result.series) == 1, result.skipped
-    return result.series[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# HU and geometry of good input
-
-
 def test_ct_small_hu_equals_pydicom_modality_lut():
-    series = _only_series(CT_SMALL)
+    series = read_one_series(CT_SMALL)
     assert series.hu.dtype == np.float32
     assert series.shape == (1, 128, 128)
     np.testing.assert_array_equal(series.hu[0], _reference_hu(CT_SMALL))
@@ -89,7 +65,7 @@ def test_ct_small_hu_equals_pydicom_modality_lut():
 def test_series_in_shuffled_files_is_ordered_with_exact_hu(tmp_path, signed, slope, intercept):
     truth = write_series(tmp_path, 6, signed=signed, slope=slope, intercept=intercept)
     names = sorted(p.name for p in tmp_path.iterdir())
-    series = _only_series(tmp_path)
+    series = read_one_series(tmp_path)
     np.testing.assert_array_equal(series.hu, truth)
     np.testing.assert_allclose(series.positions_mm, -20.0 + 2.5 * np.arange(6))
     instance_numbers = [pydicom.dcmread(p).InstanceNumber for p in series.source_paths]
@@ -128,7 +104,7 @@ def test_orientation_orders_along_slice_normal(tmp_path, orientation):
         save(ds, tmp_path / f"s{k}.dcm")
         written.append((float(np.dot(position, normal)), _reference_hu(tmp_path / f"s{k}.dcm")))
     expected = sorted(written, key=lambda item: item[0])
-    series = _only_series(tmp_path)
+    series = read_one_series(tmp_path)
     np.testing.assert_allclose(series.positions_mm, [d for d, _ in expected], atol=1e-6)
     np.testing.assert_array_equal(series.hu, np.stack([hu for _, hu in expected]))
     assert np.all(np.diff(series.positions_mm) > 0)
@@ -136,7 +112,7 @@ def test_orientation_orders_along_slice_normal(tmp_path, orientation):
 
 def test_instance_number_orders_series_without_positions(tmp_path):
     truth = write_series(tmp_path, 5, with_positions=False)
-    series = _only_series(tmp_path)
+    series = read_one_series(tmp_path)
     np.testing.assert_array_equal(series.hu, truth)
     assert not series.has_geometry
     assert np.isnan(series.positions_mm).all() and series.image_positions_mm is None
@@ -145,7 +121,7 @@ def test_instance_number_orders_series_without_positions(tmp_path):
 
 def test_optional_tags_absent_are_none(tmp_path):
     save(make_ct_dataset(slice_thickness=None, kvp=None, kernel=None), tmp_path / "a.dcm")
-    series = _only_series(tmp_path)
+    series = read_one_series(tmp_path)
     assert (series.slice_thickness_mm, series.kvp, series.convolution_kernel) == (None, None, None)
     json.dumps(series.geometry())
 
@@ -153,17 +129,13 @@ def test_optional_tags_absent_are_none(tmp_path):
 def test_enhanced_multiframe_ct_with_per_frame_rescale(tmp_path):
     ds, truth = make_enhanced_ct_dataset(n_frames=5, series_uid=OTHER_UID)
     path = save(ds, tmp_path / "enhanced.dcm")
-    series = _only_series(tmp_path)
+    series = read_one_series(tmp_path)
     np.testing.assert_array_equal(series.hu, truth)
     np.testing.assert_allclose(series.positions_mm, 5.0 + 1.25 * np.arange(5))
     assert series.source_paths == [str(path)] * 5
     assert sorted(series.frame_indices) == list(range(5)) and series.frame_indices != list(range(5))
     assert series.pixel_spacing_mm == (0.5, 0.6)
     assert (series.slice_thickness_mm, series.kvp) == (1.25, 100.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Compressed transfer syntaxes
 
 
 def _require_encoder(uid):
@@ -178,7 +150,7 @@ def test_compressed_ct_small_decodes_to_uncompressed_hu(tmp_path, uid):
     ds.compress(uid)
     path = save(ds, tmp_path / "compressed.dcm")
     assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == uid
-    np.testing.assert_array_equal(_only_series(path).hu[0], _reference_hu(CT_SMALL))
+    np.testing.assert_array_equal(read_one_series(path).hu[0], _reference_hu(CT_SMALL))
 
 
 def test_rle_compressed_enhanced_multiframe(tmp_path):
@@ -186,11 +158,7 @@ def test_rle_compressed_enhanced_multiframe(tmp_path):
     ds, truth = make_enhanced_ct_dataset(series_uid=OTHER_UID)
     ds.compress(RLELossless)
     save(ds, tmp_path / "enhanced_rle.dcm")
-    np.testing.assert_array_equal(_only_series(tmp_path).hu, truth)
-
-
-# ---------------------------------------------------------------------------------------------
-# Bad input: each bad file skipped with a reason, the good files of its series kept
+    np.testing.assert_array_equal(read_one_series(tmp_path).hu, truth)
 
 
 def _not_dicom(d: Path) -> Path:
@@ -347,10 +315,6 @@ def test_quarantine_json_lists_skipped_files(tmp_path):
     assert json.loads(clean.write_quarantine(tmp_path / "q2.json").read_text()) == []
 
 
-# ---------------------------------------------------------------------------------------------
-# Anonymity: planted identifiers never leave the reader
-
-
 def test_planted_identifiers_never_appear_in_outputs(tmp_path, caplog):
     data = tmp_path / "data"
     write_series(data, 4)
@@ -384,24 +348,13 @@ def test_planted_identifiers_never_appear_in_outputs(tmp_path, caplog):
     assert not fields & {"patient_name", "patient_id", "series_uid", "series_description"}
 
 
-def test_salt_changes_keys(tmp_path):
-    write_series(tmp_path, 2)
-    default = _only_series(tmp_path)
-    salted = _only_series(tmp_path, salt="project-secret")
-    assert default.series_key == anonymous_key(PLANTED_SERIES_UID, DEFAULT_SALT)
-    assert salted.series_key == anonymous_key(PLANTED_SERIES_UID, "project-secret")
-    assert salted.series_key != default.series_key and salted.patient_key != default.patient_key
-    with pytest.raises(ValueError, match="salt must be a non-empty str"):
-        read_ct_series(tmp_path, salt="")
-
-
 def test_nonconformant_values_read_with_one_log_line_without_values(tmp_path, caplog):
     ds = make_ct_dataset()
     plant_nonconformant_values(ds, "PLANTEDUIDMARK", "PLANTEDLONGMARK")
     path = save(ds, tmp_path / "odd.dcm", validate=False)
     with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
-        series = _only_series(tmp_path)
+        series = read_one_series(tmp_path)
     assert series.n_slices == 1
     assert series.series_key == anonymous_key("1.2.3.PLANTEDUIDMARK")
     mine = [r for r in caplog.records if r.name == "ldct_tf.dicom" and r.levelno == logging.WARNING]
@@ -410,90 +363,6 @@ def test_nonconformant_values_read_with_one_log_line_without_values(tmp_path, ca
     for marker in ("PLANTEDUIDMARK", "PLANTEDLONGMARK"):
         assert marker not in caplog.text
         assert not [w for w in escaped if marker in str(w.message)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Pairing full-dose and low-dose series
-
-
-def test_find_dose_pairs_on_mayo_like_tree(tmp_path):
-    truth = write_mayo_tree(tmp_path, ("L001", "L002"))
-    result = read_ct_series(tmp_path)
-    assert sorted(s.dose_hint for s in result.series) == ["full", "full", "low", "low"]
-    pairs = find_dose_pairs(result)
-    assert len(pairs) == 2
-    for pair, patient in zip(pairs, ("L001", "L002")):
-        full_hu, low_hu = truth[patient]
-        np.testing.assert_array_equal(pair.ndct_hu, full_hu)
-        np.testing.assert_array_equal(pair.ldct_hu, low_hu)
-        np.testing.assert_allclose(pair.positions_mm, -20.0 + np.arange(4))
-        assert pair.pairs == [(k, k) for k in range(4)] and pair.pixel_spacing_mm == (0.7, 0.7)
-        full = next(s for s in result.series if s.series_key == pair.series_key)
-        assert full.dose_hint == "full" and pair.patient_key == full.patient_key
-        assert json.loads(json.dumps(pair.geometry()))["n_slices"] == 4
-    assert pairs[0].patient_key != pairs[1].patient_key
-
-
-def test_find_dose_pairs_uses_description_then_noise(tmp_path):
-    described = write_mayo_tree(
-        tmp_path / "described", ("P1",), folders=("s1", "s2"),
-        descriptions=("Low Dose Images", "Full Dose Images"), noise_sd_hu=(5.0, 5.0),
-    )
-    [pair] = find_dose_pairs(read_ct_series(tmp_path / "described"))
-    np.testing.assert_array_equal(pair.ndct_hu, described["P1"][1])
-    # No hint anywhere: the noisier series (25 HU, written to s1) must be taken as the low dose.
-    unlabelled = write_mayo_tree(
-        tmp_path / "plain", ("P1",), folders=("s1", "s2"), noise_sd_hu=(25.0, 4.0)
-    )
-    [pair] = find_dose_pairs(read_ct_series(tmp_path / "plain"))
-    np.testing.assert_array_equal(pair.ndct_hu, unlabelled["P1"][1])
-    np.testing.assert_array_equal(pair.ldct_hu, unlabelled["P1"][0])
-
-
-def test_find_dose_pairs_names_folder_of_incomplete_patient(tmp_path):
-    write_mayo_tree(tmp_path, ("L001", "L002"))
-    shutil.rmtree(tmp_path / "L002" / "quarter_dose")
-    with pytest.raises(LdctError, match=r"patient folder 'L002.*1 full-dose, 0 low-dose") as info:
-        find_dose_pairs(read_ct_series(tmp_path))
-    assert PLANTED_PATIENT_ID not in str(info.value) and "\n" not in str(info.value)
-
-
-def test_pair_series_rejects_mismatched_shape_and_slice_set(tmp_path):
-    write_series(tmp_path / "full", 4, series_uid="1.2.3.1", slice_thickness=2.5)
-    write_series(tmp_path / "short", 3, series_uid="1.2.3.2", slice_thickness=2.5)
-    write_series(tmp_path / "small", 4, rows=8, cols=8, series_uid="1.2.3.3")
-    write_series(tmp_path / "shifted", 4, z0=-19.0, series_uid="1.2.3.4", slice_thickness=2.5)
-    full, short, small, shifted = (
-        _only_series(tmp_path / name) for name in ("full", "short", "small", "shifted")
-    )
-    with pytest.raises(LdctError, match=r"different slice shapes \(16x16 and 8x8 pixels\)"):
-        pair_series(full, small)
-    differ = r"slice sets differ: .* 4 slices, .* 3; 3 matched within 1.25 mm"
-    with pytest.raises(LdctError, match=differ):
-        pair_series(full, short)
-    with pytest.raises(LdctError, match=r"0 matched within 0.5 mm"):
-        pair_series(full, shifted, tolerance_mm=0.5)
-    assert pair_series(full, shifted, tolerance_mm=1.25).pairs == [(k, k) for k in range(4)]
-    with pytest.raises(ValueError, match=r"tolerance_mm must be a positive number of mm, got -1"):
-        pair_series(full, full, tolerance_mm=-1)
-
-
-@pytest.mark.parametrize(
-    "text, hint",
-    [
-        ("Full Dose Images", "full"), ("full_1mm", "full"), ("L067_FD_1_1", "full"),
-        ("Low Dose Images", "low"), ("quarter_dose", "low"), ("L067_QD_1_1", "low"),
-        ("lowdose", "low"), ("Abdomen 1.0 B30f", None), ("", None), ("full vs quarter", None),
-    ],
-)
-def test_dose_hint_from_text(text, hint):
-    assert dose_hint_from_text(text) == hint
-
-
-def test_noise_estimate_matches_known_sigma():
-    noise = np.random.default_rng(0).normal(0.0, 12.0, size=(4, 64, 64))
-    assert estimate_noise_hu(noise) == pytest.approx(12.0, rel=0.05)
-    assert estimate_noise_hu(noise + 500.0) == pytest.approx(estimate_noise_hu(noise))
 
 
 def test_index_then_read_groups_equals_reading_the_tree(tmp_path):

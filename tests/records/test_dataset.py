@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.records import dataset, schema as F
 from ldct_tf import records
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
@@ -42,7 +42,7 @@ def _config(**input_values):
 
 def test_patches_share_crop_and_augmentation(shard):
     config = _config(patch_size=16, patches_per_slice=6, batch_size=6, lesion_patch_fraction=0.5)
-    for ldct, ndct, mask in data.make_dataset(str(shard), config, True, with_mask=True).take(3):
+    for ldct, ndct, mask in dataset.make_dataset(str(shard), config, True, with_mask=True).take(3):
         assert ldct.shape == ndct.shape == mask.shape == (6, 16, 16, 1)
         offset = denormalize_hu(ndct).numpy() - denormalize_hu(ldct).numpy()
         np.testing.assert_allclose(offset, 100.0, atol=1e-2)  # same pixels, same orientation
@@ -51,14 +51,14 @@ def test_patches_share_crop_and_augmentation(shard):
 
 def test_lesion_patches_contain_the_lesion(shard):
     config = _config(patch_size=16, patches_per_slice=4, batch_size=4, lesion_patch_fraction=1.0)
-    for _, _, mask in data.make_dataset(str(shard), config, True, with_mask=True).take(5):
+    for _, _, mask in dataset.make_dataset(str(shard), config, True, with_mask=True).take(5):
         assert (mask.numpy().sum(axis=(1, 2, 3)) > 0).all()
 
 
 def test_deterministic_mode_repeats_runs_and_varies_epochs(shard):
     config = _config(patch_size=16, batch_size=4, deterministic=True)
-    first = [b[0].numpy() for b in data.make_dataset(str(shard), config, True).take(2)]
-    again = data.make_dataset(str(shard), config, True)
+    first = [b[0].numpy() for b in dataset.make_dataset(str(shard), config, True).take(2)]
+    again = dataset.make_dataset(str(shard), config, True)
     second_run = [b[0].numpy() for b in again.take(2)]
     next_epoch = [b[0].numpy() for b in again.take(2)]
     np.testing.assert_array_equal(first[0], second_run[0])
@@ -66,7 +66,7 @@ def test_deterministic_mode_repeats_runs_and_varies_epochs(shard):
 
 
 def test_evaluation_mode_yields_whole_slices_with_geometry(shard):
-    slices = list(data.make_dataset(str(shard), _config(), False, with_mask=True))
+    slices = list(dataset.make_dataset(str(shard), _config(), False, with_mask=True))
     assert len(slices) == 3
     assert slices[0][F.LDCT].shape == (SIZE, SIZE, 1)
     assert float(slices[0][F.LESION_ROW]) == 20.0 and int(slices[1][F.LABEL]) == 1
@@ -75,7 +75,7 @@ def test_evaluation_mode_yields_whole_slices_with_geometry(shard):
 def test_reader_round_trips_prepared_hu(tiny_run):
     config, workdir = tiny_run
     pattern = records.pattern(workdir / "records", "test")
-    for item in data.make_dataset(pattern, config, False).take(2):
+    for item in dataset.make_dataset(pattern, config, False).take(2):
         hu = denormalize_hu(item[F.LDCT]).numpy()
         np.testing.assert_allclose(hu, np.rint(hu), atol=2e-3)  # int16 HU on disk
         np.testing.assert_allclose(normalize_hu(hu), item[F.LDCT].numpy(), atol=1e-6)
@@ -90,8 +90,8 @@ def test_corrupted_shard_is_named(tmp_path):
     bad.write_bytes(bytes(payload))
     pattern = str(tmp_path / "train-*")
     with pytest.raises(LdctError, match="train-00001-of-00002.tfrecord"):
-        with data.naming_corrupt_shards(pattern):
-            for _ in data.make_dataset(pattern, _config(patch_size=16), True):
+        with dataset.naming_corrupt_shards(pattern):
+            for _ in dataset.make_dataset(pattern, _config(patch_size=16), True):
                 pass
 
 
@@ -100,13 +100,13 @@ def test_truncated_shard_is_named(tmp_path):
     _write(path)
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(LdctError, match="val-00000-of-00001.tfrecord.*re-run"):
-        with data.naming_corrupt_shards(str(path)):
-            list(data.make_dataset(str(path), _config(), False))
+        with dataset.naming_corrupt_shards(str(path)):
+            list(dataset.make_dataset(str(path), _config(), False))
 
 
 def test_no_records_is_a_clear_error(tmp_path):
     with pytest.raises(LdctError, match="run `python -m ldct_tf.prepare"):
-        data.make_dataset(str(tmp_path / "train-*"), _config(), True)
+        dataset.make_dataset(str(tmp_path / "train-*"), _config(), True)
 
 
 @pytest.mark.parametrize("profile", ["disk", "gaussian"])
@@ -115,7 +115,7 @@ def test_lesion_patterns_match_lesions_module_on_a_zero_image(profile):
 
     cases = [(10.3, 7.8, 3.2, -55.0), (0.0, 15.0, 5.0, 70.0), (20.5, -2.0, 4.0, 40.0)]
     rows, cols, radii, contrasts = map(np.array, zip(*cases))
-    got = data.lesion_patterns(16, rows, cols, radii, contrasts, profile).numpy()
+    got = dataset.lesion_patterns(16, rows, cols, radii, contrasts, profile).numpy()
     for pattern, (row, col, radius, contrast) in zip(got, cases):
         want = insert_lesion(np.zeros((16, 16)), Lesion(row, col, radius, contrast, profile))
         np.testing.assert_allclose(pattern, want, atol=1e-3)
@@ -141,7 +141,7 @@ def test_inserted_twins_differ_by_the_lesion_pattern_alone(tmp_path):
     path = tmp_path / "train-00000-of-00001.tfrecord"
     _write_absent(path)
     lesion = LesionConfig(diameter_mm=(4.0, 4.0), contrast_hu=(50.0, 50.0), sign="negative")
-    ds = data.make_lesion_patches(str(path), F.NDCT, 16, 3, 0, True, 64, seed=1,
+    ds = dataset.make_lesion_patches(str(path), F.NDCT, 16, 3, 0, True, 64, seed=1,
                                   insert_lesions=lesion)
     patches, labels = (np.concatenate(parts) for parts in zip(*[(x.numpy(), y.numpy())
                                                                   for x, y in ds]))
@@ -163,7 +163,7 @@ def test_insertion_is_for_training_only(tmp_path):
 
     path = tmp_path / "val-00000-of-00001.tfrecord"
     _write_absent(path)
-    ds = data.make_lesion_patches(str(path), F.NDCT, 16, 1, 0, False, 8, seed=1,
+    ds = dataset.make_lesion_patches(str(path), F.NDCT, 16, 1, 0, False, 8, seed=1,
                                   insert_lesions=LesionConfig())
     labels = np.concatenate([y.numpy() for _, y in ds]).ravel()
     assert labels.tolist() == [0.0, 0.0]

@@ -64,7 +64,7 @@ def test_noise_psd_recovers_correlated_noise_spectrum(rng):
     sd_low, width = SD_LOW, WIDTH
     shape = (SIZE, SIZE)
     ldct, ndct, _ = val_pairs(rng, 24)
-    psd = baselines.estimate_noise_psd(ldct, ndct)
+    psd = baselines.paired_noise_psd(ldct, ndct)
     truth = analytic_psd(shape, sd_low, width)
     assert psd.shape == shape and np.all(psd >= 0)
     assert np.corrcoef(psd.ravel(), truth.ravel())[0, 1] > 0.9
@@ -92,7 +92,7 @@ def test_psd_path_matches_sigma_path_for_white_noise(rng):
 
 def test_bm3d_with_the_estimated_psd_beats_the_white_sigma_on_correlated_noise(rng):
     ldct, ndct, clean = val_pairs(rng, 16)
-    psd = baselines.estimate_noise_psd(ldct, ndct)
+    psd = baselines.paired_noise_psd(ldct, ndct)
     test = [clean + correlated_noise(rng, clean.shape, SD_LOW, WIDTH)]
     white = baselines.bm3d(test, baselines.psd_sd_hu(psd), workers=1)
     coloured = baselines.bm3d(test, psd, workers=1)

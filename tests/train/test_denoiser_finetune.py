@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from scipy import special
 
-from ldct_tf.records import dataset as data, schema as F
+from ldct_tf.records import dataset, schema as F
 from ldct_tf.models import losses
 from ldct_tf import records
 from ldct_tf.config import ModelConfig
 from ldct_tf.models.denoiser import Denoiser, build_network
-from ldct_tf.train.denoiser import _train_data, load_network, loss_weights, phase_seed, run
+from ldct_tf.train.denoiser import _train_data, load_trained, loss_weights, phase_seed, run
 from ldct_tf.workdir import Workdir
 
 
@@ -86,7 +86,7 @@ def test_variants_cut_the_same_patches_and_apply_the_weight_once(masked_tiny):
     control = _variant(config, weight="uniform")
     pairs = _variant(config, mode="pairs")
     # the stored map A of the same patches, read without any weighting
-    plain = data.make_dataset(records.pattern(source, "train"), method, True, with_mask=True,
+    plain = dataset.make_dataset(records.pattern(source, "train"), method, True, with_mask=True,
                               seed=phase_seed(method, "finetune"),
                               lesion_fraction=method.finetune.lesion_patch_fraction)
     maps = [tuple(t.numpy() for t in item) for item in plain.take(2)]
@@ -115,18 +115,18 @@ def test_oracle_weight_reaches_the_training_batches(masked_tiny):
 
 def test_oracle_map_is_the_lesion_disk():
     row, col, radius = 10.3, 7.8, 3.2
-    got = data.oracle_map(20, 18, row, col, radius, 1).numpy()[..., 0]
+    got = dataset.oracle_map(20, 18, row, col, radius, 1).numpy()[..., 0]
     rr, cc = np.mgrid[:20, :18]
     r = np.hypot(rr - row, cc - col)
-    expected = 0.5 * special.erfc((r - (radius + data.ORACLE_MARGIN_PX)) / (np.sqrt(2) * 0.5))
+    expected = 0.5 * special.erfc((r - (radius + dataset.ORACLE_MARGIN_PX)) / (np.sqrt(2) * 0.5))
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert got[10, 8] > 0.99 and got[0, 0] < 1e-6
-    np.testing.assert_array_equal(data.oracle_map(20, 18, row, col, radius, 0).numpy(), 0.0)
+    np.testing.assert_array_equal(dataset.oracle_map(20, 18, row, col, radius, 0).numpy(), 0.0)
 
 
 def test_oracle_reads_the_record_geometry(masked_tiny):
     config, workdir, _ = masked_tiny
-    slices = data.make_dataset(records.pattern(Workdir(workdir).records, "val"), config,
+    slices = dataset.make_dataset(records.pattern(Workdir(workdir).records, "val"), config,
                                False, oracle=True)
     for item in slices:
         mask = item[F.MASK].numpy()[..., 0]
@@ -148,8 +148,8 @@ def test_finetune_starts_from_the_pretrain_network(denoisers_tiny, tmp_path):
     still = _variant(config, learning_rate=1e-12, epochs=1, lr_schedule="constant")
     still = still.replace(train=dataclasses.replace(still.train, image_panels=0))
     run(still, fresh, "finetune")
-    pretrained = load_network(fresh, "pretrain").get_weights()
-    tuned = load_network(fresh, "finetune").get_weights()
+    pretrained = load_trained(fresh, "pretrain").get_weights()
+    tuned = load_trained(fresh, "finetune").get_weights()
     for p, t in zip(pretrained, tuned):
         np.testing.assert_allclose(t, p, atol=1e-6)
     fresh_init = build_network(config.model).get_weights()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ldct_tf.evaluate import study as evaluate, metrics
+from ldct_tf.evaluate import claims, metrics, readings, sets as image_sets, study as evaluate
 from ldct_tf import records
 from ldct_tf.workdir import Workdir
 
@@ -52,7 +52,7 @@ def test_ldct_psnr_equals_an_independent_computation(evaluated):
     from skimage.metrics import peak_signal_noise_ratio
 
     config, workdir, report = evaluated
-    test = evaluate.load_slices(records.pattern(workdir / "records", "test"), config)
+    test = image_sets.load_slices(records.pattern(workdir / "records", "test"), config)
     expected = np.mean([peak_signal_noise_ratio(np.clip(n, -160, 240), np.clip(l, -160, 240),
                                                 data_range=400)
                         for l, n in zip(test.ldct, test.ndct)])
@@ -82,7 +82,7 @@ def test_metrics_json_has_the_diagnostic_figures_of_every_set(evaluated):
     for name in ("ldct", "ndct", "pretrain", "finetune"):
         result = saved["sets"][name]
         assert set(result["contrast_kept"]) >= {"value", "ci95", "by_group"}
-        if saved["units"] >= evaluate.MIN_CHO_PAIRS:
+        if saved["units"] >= readings.MIN_CHO_PAIRS:
             assert set(result["cho"]) >= {"dprime", "dprime_ci95", "auc", "auc_ci95"}
         else:  # too few test slices to train a CHO template on half of them
             assert result["cho"] is None
@@ -125,7 +125,7 @@ def test_denoise_batches_slices_of_different_sizes(rng):
                                 keras.layers.Conv2D(1, 3, padding="same")])
     images = [rng.normal(40, 20, shape).astype(np.float32)
               for shape in ((32, 32), (32, 32), (24, 40), (32, 32), (24, 40))]
-    out = evaluate.denoise(network, images, batch=2)
+    out = image_sets.denoise(network, images, batch=2)
     assert [o.shape for o in out] == [im.shape for im in images]
     for image, got in zip(images, out):
         alone = denormalize_hu(np.asarray(network(normalize_hu(image[None, ..., None])))[0, ..., 0])
@@ -147,7 +147,7 @@ def _core_mean(image, row, col, radius):
 
 def _twin_split(rng, lesions):
     """A test split of matched twins: textured soft tissue, the present twin adds a disk."""
-    test, disks = evaluate.Slices(), []
+    test, disks = image_sets.Slices(), []
     for k, (row, col, radius, contrast) in enumerate(lesions):
         base = 40.0 + rng.normal(0, 8, (48, 48))  # anatomy-like texture: the twins share it
         disk = contrast * _disk(base.shape, row, col, radius)
@@ -193,7 +193,7 @@ def twin_sets(tmp_path_factory):
     config = Config()
     config = config.replace(evaluate=config.evaluate.__class__(resamples=40, cho_splits=2))
     workdir = tmp_path_factory.mktemp("twins")  # no classifier: its AUC is left out
-    results, cases = evaluate.evaluate_sets(config, workdir, test, sets)
+    results, cases = readings.evaluate_sets(config, workdir, test, sets)
     return config, test, sets, results, cases
 
 
@@ -231,7 +231,7 @@ def test_twin_measures_match_the_formula_on_constructed_images(twin_sets):
 
 def test_claim_differences_equal_differences_of_the_set_values(twin_sets):
     config, _, _, results, cases = twin_sets
-    item = evaluate.compare(config, cases, "painter", "halves", "a test")
+    item = claims.compare(config, cases, "painter", "halves", "a test")
     assert item["name"] == "painter vs halves"
     per_set = {"psnr_abdomen": lambda r: r["abdomen"]["psnr"]["value"],
                "ssim_abdomen": lambda r: r["abdomen"]["ssim"]["value"],
@@ -249,12 +249,12 @@ def test_claim_differences_equal_differences_of_the_set_values(twin_sets):
 def test_claims_cover_the_comparisons_whose_sets_exist(twin_sets):
     config, _, _, _, cases = twin_sets
     fake = {name: cases["halves"] for name in ("pretrain", "finetune", "finetune_control")}
-    found = [(c["a"], c["b"]) for c in evaluate.claims(config, fake)]
+    found = [(c["a"], c["b"]) for c in claims.claims(config, fake)]
     assert found == [("finetune", "finetune_control"), ("finetune", "pretrain")]
-    assert evaluate.headline(evaluate.claims(config, fake))["b"] == "finetune_control"
+    assert claims.headline(claims.claims(config, fake))["b"] == "finetune_control"
     del fake["finetune_control"]
-    assert evaluate.headline(evaluate.claims(config, fake))["b"] == "pretrain"
-    oracle = evaluate.compare(config, {"finetune_oracle": cases["painter"],
+    assert claims.headline(claims.claims(config, fake))["b"] == "pretrain"
+    oracle = claims.compare(config, {"finetune_oracle": cases["painter"],
                                        "finetune_control": cases["halves"]},
                               "finetune_oracle", "finetune_control", "diagnostic")
     assert oracle["name"].startswith("oracle (diagnostic)")
@@ -266,10 +266,10 @@ def test_baselines_off_skips_gaussian_and_bm3d(tmp_path):
     test, _ = _twin_split(np.random.default_rng(0), [(20.0, 22.0, 5.0, 60.0)])
     config = Config()
     config = config.replace(evaluate=config.evaluate.__class__(baselines=False))
-    sets, skipped, _ = evaluate.make_sets(config, tmp_path, test, None)
-    assert set(sets) == {"ldct", "ndct"}
+    made, skipped, _ = image_sets.make_sets(config, tmp_path, test, None)
+    assert set(made) == {"ldct", "ndct"}
     assert skipped["gaussian"] == skipped["bm3d"] == "disabled (evaluate.baselines = false)"
-    assert set(evaluate.NETWORK_SETS) <= set(skipped)
+    assert set(image_sets.NETWORK_SETS) <= set(skipped)
 
 
 def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
@@ -352,7 +352,7 @@ def test_contrast_kept_of_known_images_and_by_group(twin_sets):
         assert group["value"] == pytest.approx(0.5, abs=1e-9), name
     by_sign = results["blurred"]["contrast_kept"]["by_group"]
     positive = [p for p in range(0, len(test.lesion), 2) if test.lesion[p][3] > 0]
-    sub = evaluate.Slices(**{k: [v[i + t] for i in positive for t in (0, 1)]
+    sub = image_sets.Slices(**{k: [v[i + t] for i in positive for t in (0, 1)]
                              for k, v in vars(test).items() if v})
     expected, _ = _twin_formula(sub, [sets["blurred"][i + t] for i in positive for t in (0, 1)])
     assert by_sign["positive"]["value"] == pytest.approx(expected, rel=1e-9)
@@ -360,11 +360,11 @@ def test_contrast_kept_of_known_images_and_by_group(twin_sets):
 
 def test_every_interval_resamples_test_slices_with_their_twins():
     # two pairs cut from one slice count as one unit of the bootstrap
-    test = evaluate.Slices(label=[1, 0, 1, 0, 1, 0], pair_id=[1, 1, 2, 2, 3, 3],
+    test = image_sets.Slices(label=[1, 0, 1, 0, 1, 0], pair_id=[1, 1, 2, 2, 3, 3],
                            unit=["s/0", "s/0", "s/0", "s/0", "s/1", "s/1"],
                            ldct=[0] * 6)
-    pairs = evaluate._pairs(test)
-    design = evaluate.Design.of(test, pairs, [0, 2, 4])
+    pairs = readings.twin_pairs(test)
+    design = readings.Design.of(test, pairs, [0, 2, 4])
     assert design.slices.n_units == design.pairs.n_units == design.present.n_units == 2
     assert sorted(len(m) for m in design.pairs.members) == [1, 2]
     assert sorted(len(m) for m in design.slices.members) == [2, 4]

@@ -62,6 +62,7 @@ def split_sizes(records_dir: str | Path, verify: bool = True) -> dict[str, int]:
     return {s: v["examples"] for s, v in json.loads(stats.read_text())["splits"].items()}
 
 
+_FRAME_BYTES = 16  # TFRecord framing: uint64 length, uint32 length CRC, uint32 data CRC
 _COUNTED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime) -> records: read once
 
 
@@ -77,12 +78,21 @@ def count_records(path: str | Path) -> int:
         key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
         if key in _COUNTED:
             return _COUNTED[key]
+    compression = compression_of(path)
+    count, framed = 0, 0
     try:
-        count = sum(1 for _ in tf.data.TFRecordDataset(str(path),
-                                                       compression_type=compression_of(path)))
+        for record in tf.data.TFRecordDataset(str(path), compression_type=compression):
+            count += 1
+            framed += len(record.numpy()) + _FRAME_BYTES
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
         raise LdctError(f"record file {path} is corrupted or truncated ({exc.message.strip()}); "
                         "re-run `python -m ldct_tf.prepare` to rewrite it") from None
+    # TensorFlow reads a shard cut inside the last record's length header as a clean end: an
+    # uncompressed shard must be exactly its records, each framed by a length and two CRCs.
+    if local and not compression and framed != info.st_size:
+        raise LdctError(f"record file {path} is truncated ({info.st_size - framed} stray bytes "
+                        "after its last whole record); re-run `python -m ldct_tf.prepare` to "
+                        "rewrite it")
     if local:
         _COUNTED[key] = count
     return count
