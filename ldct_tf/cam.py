@@ -45,7 +45,7 @@ from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import QUARANTINE_FILE, SCHEMA_FILE, STATS_FILE, SUMMARY_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -212,7 +212,7 @@ def run(config: Config, workdir: Path) -> dict:
     if not any(records.shards(source, s) for s in SPLITS):
         raise LdctError(f"no records in {source}; run `python -m ldct_tf.prepare --workdir "
                         f"{workdir}` first")
-    if (source / "stats.json").is_file():
+    if (source / STATS_FILE).is_file():
         records.verify_shards(source)  # a cut shard is named here, before any map is written
     model = load_classifier(workdir)
     gate = check_classifier(workdir, config.cam.min_classifier_auc)
@@ -236,7 +236,7 @@ def run(config: Config, workdir: Path) -> dict:
             quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
                                     scale, shown)
         per_split[split] = _split_quality(quality)
-    for name in ("stats.json", "quarantine.json"):
+    for name in (STATS_FILE, QUARANTINE_FILE):
         shutil.copy(source / name, target / name)
     records.write_schema(target, config.data.compression, with_mask=True)
     summary = {"method": config.cam.method, "layer": layer, "library": "tf-keras-vis",
@@ -249,7 +249,7 @@ def run(config: Config, workdir: Path) -> dict:
                "min_classifier_auc": config.cam.min_classifier_auc,
                "stored_as": "uint8 round(255 * A)", "seconds": round(time.time() - started, 1),
                "splits": per_split}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     figure = _figure(shown, Workdir(workdir).cam_figure)
     test = per_split["test"]
     print(f"cam: {config.cam.method} on layer {layer}; test lesion maps: peak within 1.5 R "
@@ -274,7 +274,7 @@ def _check_maps(per_split: dict, minimum: float, target: Path) -> None:
     if not minimum or peak is None or peak >= minimum:
         return
     records.remove_shards(target)
-    for name in ("stats.json", "schema.json", "quarantine.json"):  # nothing says "done" now
+    for name in (STATS_FILE, SCHEMA_FILE, QUARANTINE_FILE):  # nothing says "done" now
         (target / name).unlink(missing_ok=True)
     raise LdctError(f"the {split} maps peak within 1.5 lesion radii on only {peak:.0%} of lesion "
                     f"slices (cam.min_peak_within {minimum:.0%}): they would weight noise, not "

@@ -34,6 +34,7 @@ from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.workdir import QUARANTINE_FILE
 
 tf = import_tensorflow()
 
@@ -138,7 +139,7 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
                         "to replace them or choose another --output")
     started, done, n_series, skipped = time.time(), 0, 0, list(index.skipped)
     train_spacing = (prov.get("training") or {}).get("pixel_spacing_mm")
-    quarantine = output_dir / "quarantine.json"
+    quarantine = output_dir / QUARANTINE_FILE
     try:
         for group in index.groups:
             try:

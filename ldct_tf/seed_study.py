@@ -34,7 +34,7 @@ import numpy as np
 from ldct_tf.evaluate import metrics
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate.report import COMPARISONS, ORDER, jsonable, label
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import FIGURES_DIR, SUMMARY_FILE, SUMMARY_MD_FILE, Workdir
 
 SET_METRICS = ("contrast_kept", "cho_auc", "lroc_area", "fraction_localized",
                "cnn_observer_independent", "invented_contrast", "contrast_recovery",
@@ -272,11 +272,11 @@ def aggregate(workdirs: list[Path], out: Path, resamples: int = 1000, seed: int 
         "notes": _notes(len(seeds)),
     }
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    summary["figures"] = {"tradeoff": str(tradeoff_figure(seeds, out / "figures" /
+    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    summary["figures"] = {"tradeoff": str(tradeoff_figure(seeds, out / FIGURES_DIR /
                                                           "tradeoff.png").relative_to(out))}
-    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
-    (out / "summary.md").write_text(markdown(summary))
+    (out / SUMMARY_FILE).write_text(json.dumps(jsonable(summary), indent=2) + "\n")
+    (out / SUMMARY_MD_FILE).write_text(markdown(summary))
     return summary
 
 

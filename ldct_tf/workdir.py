@@ -21,7 +21,11 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.toml"  # the resolved config, in the work directory and each step folder
 METRICS_FILE = "metrics.json"
 SALT_FILE = "salt"
-STATS_FILE = "stats.json"
+# in a records folder
+STATS_FILE, SCHEMA_FILE, QUARANTINE_FILE = "stats.json", "schema.json", "quarantine.json"
+# in a step's folder
+SUMMARY_FILE, HISTORY_FILE, SUMMARY_MD_FILE = "summary.json", "history.json", "summary.md"
+REPORT_FILE, REPORT_HTML_FILE, FIGURES_DIR = "report.md", "report.html", "figures"
 DEFAULT_RUNS_DIR = "runs"
 # What a seed's work directory shares with the run (links): data, classifier, maps, observer, salt.
 SHARED = ("records", "records_with_mask", "classifier", "cam", "observer", SALT_FILE)
@@ -70,7 +74,7 @@ class Workdir:
 
     @property
     def cam_figure(self) -> Path:
-        return self.cam / "figures" / "maps.png"
+        return self.cam / FIGURES_DIR / "maps.png"
 
     @property
     def observer(self) -> Path:
@@ -105,7 +109,7 @@ class Workdir:
 
     @property
     def report(self) -> Path:
-        return self.eval / "report.md"
+        return self.eval / REPORT_FILE
 
     # the local runner and the seed study
     @property

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf.evaluate import metrics
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import FIGURES_DIR, REPORT_FILE, REPORT_HTML_FILE, Workdir
 
 ROI_HALF = 20
 ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_control",
@@ -161,15 +161,15 @@ def summary_table(report: dict) -> str:
 
 
 def write(report: dict, test, sets: dict, workdir: Path, out: Path) -> dict:
-    figures = out / "figures"
+    figures = out / FIGURES_DIR
     if figures.exists():
         shutil.rmtree(figures)
     figures.mkdir(parents=True)
     made = _figures(report, test, sets, workdir, figures)
     markdown = _markdown(report, made)
-    (out / "report.md").write_text(markdown)
-    (out / "report.html").write_text(_html(report, made, out))
-    return {"markdown": out / "report.md", "html": out / "report.html", "figures": made}
+    (out / REPORT_FILE).write_text(markdown)
+    (out / REPORT_HTML_FILE).write_text(_html(report, made, out))
+    return {"markdown": out / REPORT_FILE, "html": out / REPORT_HTML_FILE, FIGURES_DIR: made}
 
 
 # --- figures ------------------------------------------------------------------------------------

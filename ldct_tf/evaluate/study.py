@@ -41,7 +41,7 @@ from ldct_tf import cli, records
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate.report import jsonable
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import METRICS_FILE, Workdir
 from ldct_tf.evaluate.claims import claims, headline
 from ldct_tf.evaluate.readings import (INVENTED_TOLERANCE, LROC_HIT, LROC_SEARCH, evaluate_sets,
                                        twin_pairs, twin_signs)
@@ -75,7 +75,7 @@ def run(config: Config, workdir: Path) -> dict:
         "conventions": _conventions(config),
         "seconds": round(time.time() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(jsonable(report), indent=2) + "\n")
+    (out / METRICS_FILE).write_text(json.dumps(jsonable(report), indent=2) + "\n")
     write_cases(Workdir(workdir).cases, test, cases)
     from ldct_tf.evaluate import report as report_writer
 

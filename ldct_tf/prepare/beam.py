@@ -24,6 +24,7 @@ from ldct_tf.config import SPLITS, Config
 from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.prepare.plan import Unit, expected_examples
+from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE
 
 _PROGRESS_EVERY_S = 10.0
 
@@ -68,11 +69,11 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
      | "StatsBySplit" >> beam.Map(lambda item: (item[0], item[2]))
      | "CombineStats" >> beam.CombinePerKey(StatsFn())
      | "AllStats" >> beam.combiners.ToList()
-     | "WriteStats" >> beam.Map(write_stats, str(Path(out) / "stats.json")))
+     | "WriteStats" >> beam.Map(write_stats, str(Path(out) / STATS_FILE)))
     ((made.skipped, pipeline | "IndexSkipped" >> beam.Create(list(index_skipped)))
      | "AllSkipped" >> beam.Flatten()
      | "ListSkipped" >> beam.combiners.ToList()
-     | "WriteQuarantine" >> beam.Map(write_quarantine, str(Path(out) / "quarantine.json")))
+     | "WriteQuarantine" >> beam.Map(write_quarantine, str(Path(out) / QUARANTINE_FILE)))
 
 
 class MakeExamples(beam.DoFn):

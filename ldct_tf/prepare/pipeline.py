@@ -34,7 +34,7 @@ from ldct_tf.prepare import plan as U
 from ldct_tf.config import SOURCES, Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
 
 log = logging.getLogger("ldct_tf.prepare")
 
@@ -92,7 +92,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
         remove_beam_temp(out)
     records.write_schema(out, config.data.compression)
     records.write_shard_counts(out)
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / STATS_FILE).read_text())
     _report(stats, out, time.time() - started)
     return stats
 
@@ -106,7 +106,7 @@ def remove_beam_temp(out: Path) -> None:
 def _report(stats: dict, out: Path, seconds: float) -> None:
     splits = stats["splits"]
     total = sum(s["examples"] for s in splits.values())
-    quarantined = len(json.loads((out / "quarantine.json").read_text()))
+    quarantined = len(json.loads((out / QUARANTINE_FILE).read_text()))
     print(f"prepare: {total} examples in {seconds:.0f} s -> {out}")
     for split, s in splits.items():
         labels = s["labels"]

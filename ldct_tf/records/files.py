@@ -15,6 +15,7 @@ from typing import Sequence
 from ldct_tf.records import schema as F
 from ldct_tf.config import SPLITS
 from ldct_tf.errors import LdctError
+from ldct_tf.workdir import SCHEMA_FILE, STATS_FILE
 
 
 
@@ -35,7 +36,7 @@ def write_schema(records_dir: str | Path, compression: str, with_mask: bool = Fa
     """``schema.json``: every key's dtype and shape rule, the compression and the file naming."""
     schema = {"features": F.schema(with_mask), "compression": compression,
               "files": {s: f"{s}-SSSSS-of-NNNNN{suffix(compression)}" for s in SPLITS}}
-    (Path(records_dir) / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    (Path(records_dir) / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n")
 
 
 def compression_of(path: str | Path) -> str:
@@ -53,7 +54,7 @@ def remove_shards(records_dir: str | Path) -> None:
 def split_sizes(records_dir: str | Path, verify: bool = True) -> dict[str, int]:
     """Examples per split, from the folder's ``stats.json``; with ``verify``, after checking that
     every shard still holds the records written to it (`verify_shards`)."""
-    stats = Path(records_dir) / "stats.json"
+    stats = Path(records_dir) / STATS_FILE
     if not stats.is_file():
         raise LdctError(f"{stats} not found; run `python -m ldct_tf.prepare` for this work "
                         "directory first")
@@ -108,7 +109,7 @@ def check_files(files: Sequence[str]) -> None:
         if "://" not in str(f):
             by_folder.setdefault(Path(f).parent, []).append(Path(f).name)
     for folder, names in by_folder.items():
-        stats = folder / "stats.json"
+        stats = folder / STATS_FILE
         if not stats.is_file():
             continue
         written = json.loads(stats.read_text()).get("shards", {})
@@ -120,7 +121,7 @@ def write_shard_counts(records_dir: str | Path) -> dict[str, int]:
     """Count every shard once, just written, into ``stats.json`` (``"shards"``: name -> records):
     readers check them (`verify_shards`), so a shard cut at a record boundary, emptied or lost is
     an error, not slices silently missing."""
-    path = Path(records_dir) / "stats.json"
+    path = Path(records_dir) / STATS_FILE
     stats = json.loads(path.read_text())
     stats["shards"] = {f.name: count_records(f) for split in SPLITS
                        for f in shards(records_dir, split)}
@@ -133,7 +134,7 @@ def verify_shards(records_dir: str | Path, counts: dict[str, int] | None = None)
     many records as were written; an `LdctError` naming the first that is not. A ``stats.json``
     without shard counts (written before they existed) is not checked."""
     if counts is None:
-        counts = json.loads((Path(records_dir) / "stats.json").read_text()).get("shards", {})
+        counts = json.loads((Path(records_dir) / STATS_FILE).read_text()).get("shards", {})
     for name, written in counts.items():
         shard = Path(records_dir) / name
         if not shard.is_file():

@@ -37,7 +37,7 @@ from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import build_classifier
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.tf_import import import_tensorflow
-from ldct_tf.workdir import MODEL_FILE, Workdir
+from ldct_tf.workdir import METRICS_FILE, MODEL_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -137,7 +137,7 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
                   best_epoch=warmup + int(np.argmin(history.history[monitor])) + 1,
                   checkpoint_metric=monitor, patch_size=cfg.patch_size,
                   trained_on_ldct=use_ldct, inserted_lesions=lesions is not None, **(extra or {}))
-    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{out.name}: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
           f"(patch task, {result['test_patches']} patches); threshold {result['threshold']}; "
           f"model {out / MODEL_FILE}")

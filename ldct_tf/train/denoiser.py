@@ -47,7 +47,7 @@ from ldct_tf.train.callbacks import (ImagePanels, LearningRateLogger, ResumableB
                                 WeightsCheckpoint, backup_epoch, panel_slices, read_history)
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.tf_import import import_tensorflow
-from ldct_tf.workdir import MODEL_FILE, Workdir
+from ldct_tf.workdir import HISTORY_FILE, MODEL_FILE, SUMMARY_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -117,8 +117,8 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
     summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
                        out, logs)
     summary["seed"] = config.train.seed
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary)
     return summary
 

@@ -37,7 +37,7 @@ from ldct_tf.train.classifier import train_patch_classifier
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError
 from ldct_tf.tf_import import import_tensorflow
-from ldct_tf.workdir import Workdir
+from ldct_tf.workdir import METRICS_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -83,7 +83,7 @@ def load_observer(workdir: Path) -> tuple[keras.Model, int] | None:
     path = Workdir(workdir).observer_model
     if not path.is_file():
         return None
-    metrics_path = path.parent / "metrics.json"
+    metrics_path = path.parent / METRICS_FILE
     if not metrics_path.is_file():
         raise LdctError(f"{metrics_path} not found (observer training did not finish); retrain "
                         f"with `python -m ldct_tf.train --phase observer --workdir {workdir}`")
