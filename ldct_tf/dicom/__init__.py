@@ -13,8 +13,8 @@
 References: DICOM PS3.3 C.7.6.2 (Image Plane), C.11.1 (Modality LUT), C.8.15.3 (Enhanced CT),
 C.7.6.16 (multi-frame functional groups).
 
-May import: pydicom, numpy, `ldct_tf.config`, `ldct_tf.errors`. Nothing of TensorFlow, records,
-training or evaluation.
+May import: pydicom, numpy, `ldct_tf.config`, `ldct_tf.errors`, `ldct_tf.workdir` (where a run
+keeps its salt). Nothing of TensorFlow, records, training or evaluation.
 """
 
 from ldct_tf.dicom.anonymize import DEFAULT_SALT, anonymous_key, dose_hint_from_text

@@ -6,6 +6,5 @@ LROC observer; `bootstrap` the slice-unit resampling behind every interval; `bas
 Gaussian and BM3D references; `report` the tables, figures and claims text.
 
 May import: `ldct_tf.records`, `ldct_tf.models`, `ldct_tf.train` (to load trained networks and the
-independent observer), `ldct_tf.ct`, `ldct_tf.config`, `ldct_tf.cli`. Nothing of preparation or
-serving.
-"""
+independent observer) and the shared modules (`config`, `errors`, `workdir`, `tf_import`, `cli`).
+Nothing of preparation or serving."""

@@ -4,7 +4,8 @@ classifier (`classifier`), shared layers (`layers`), the inference form of a net
 (`inference.for_inference`), the (masked) losses (`losses`) and the one HU normalisation used by
 training, evaluation and the export (`preprocessing`).
 
-May import: TensorFlow/Keras, numpy, `ldct_tf.config`. Nothing of records, steps or serving.
+May import: TensorFlow/Keras, numpy, `ldct_tf.config`, `ldct_tf.tf_import`. Nothing of records,
+steps or serving.
 
 Importing this package registers the custom layers and models as Keras serializables, so
 ``keras.models.load_model`` reads any ``model.keras`` that ldct_tf wrote.

@@ -2,10 +2,9 @@
 shard files on disk and their checks (`files`, whose public names this package re-exports:
 ``records.pattern(...)``, ``records.shards(...)``), and the tf.data readers (`dataset`).
 
-May import: TensorFlow, numpy, `ldct_tf.config`, `ldct_tf.errors`, `ldct_tf.models.preprocessing`
-(the one HU normalisation) and `ldct_tf.evaluate.metrics` (the noise index in the stats). Nothing
-of preparation, training or serving.
-"""
+May import: TensorFlow, numpy, `ldct_tf.models.preprocessing` (the one HU normalisation),
+`ldct_tf.evaluate.metrics` (the noise index in the stats) and the shared modules (`config`,
+`errors`, `workdir`, `tf_import`, `cli`). Nothing of preparation, training or serving."""
 
 from ldct_tf.records.files import (check_files, compression_of, count_records, pattern,
                                    remove_shards, shards, split_sizes, suffix, verify_shards,

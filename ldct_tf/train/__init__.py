@@ -6,7 +6,6 @@ evaluation, `denoiser` the two-phase denoiser (pretrain, then the map-weighted f
 controls). `callbacks` holds the TensorBoard, image-panel and resumable-backup callbacks,
 `precision` the mixed-precision policy scope.
 
-May import: `ldct_tf.models`, `ldct_tf.records`, `ldct_tf.ct` (lesions inserted on the fly),
-`ldct_tf.config`, `ldct_tf.cli`, `ldct_tf.evaluate.metrics` (validation AUC). Nothing of
-preparation or serving.
-"""
+May import: `ldct_tf.models`, `ldct_tf.records`, `ldct_tf.evaluate.metrics` (validation AUC) and
+the shared modules (`config`, `errors`, `workdir`, `tf_import`, `cli`). Nothing of preparation or
+serving."""
