@@ -29,12 +29,7 @@ from ldct_tf.config import load_config
 def _old_cho(present, absent, channels, splits, resamples, seed):
     rng = np.random.default_rng(seed)
     point = observers.cho_repeated(present, absent, channels, splits, rng)
-    n, values = len(present), []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        train = np.zeros(n, bool)
-        train[rng.permutation(n)[:n // 2]] = True
-        values.append(observers.cho(present[idx], absent[idx], channels, train)["auc"])
+    values = observers.position_split_replicates(present, absent, channels, resamples, rng, "auc")
     return point["auc"], bootstrap.percentile_interval(values)
 
 

@@ -165,3 +165,20 @@ def _ridge(cov: np.ndarray) -> np.ndarray:
     """A tiny diagonal load so a near-singular covariance (few cases) still inverts."""
     scale = np.trace(cov) / cov.shape[0]
     return 1e-6 * max(scale, 1e-12) * np.eye(cov.shape[0])
+
+
+def position_split_replicates(present: np.ndarray, absent: np.ndarray, channels: np.ndarray,
+                              resamples: int, rng: np.random.Generator,
+                              statistic: str = "dprime") -> np.ndarray:
+    """The CHO resampling this project used before `cho_study`: cases drawn with replacement, then
+    split in halves by position (copies of a case can land on both sides), one split per
+    resample; ``statistic`` ("dprime" or "auc") of each. Kept only so that its bias can be
+    measured against `cho_study` (a test and ``benchmarks/interval_widths.py``); never used for a
+    reported interval."""
+    n, values = len(present), []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        train = np.zeros(n, bool)
+        train[rng.permutation(n)[:n // 2]] = True
+        values.append(cho(present[idx], absent[idx], channels, train)[statistic])
+    return np.asarray(values)

@@ -45,18 +45,6 @@ def _channel_data(rng, n, dprime, channels=5):
     return present[:, None, :], absent[:, None, :], np.eye(channels)
 
 
-def _old_interval(present, absent, channels, splits, resamples, rng):
-    """The resampling this project used before: cases drawn with replacement, then split in
-    halves by position (copies of a case can land in both), one split per resample."""
-    n, values = len(present), []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        train = np.zeros(n, bool)
-        train[rng.permutation(n)[:n // 2]] = True
-        values.append(observers.cho(present[idx], absent[idx], channels, train)["dprime"])
-    return np.percentile(values, [2.5, 97.5])
-
-
 @pytest.mark.slow
 def test_cho_intervals_cover_a_known_dprime_and_the_old_resampling_does_not():
     # 60 matched pairs and 5 channels, as a test split; d' = 2.5 (AUC 0.96)
@@ -70,7 +58,8 @@ def test_cho_intervals_cover_a_known_dprime_and_the_old_resampling_does_not():
         low, high = study["dprime_ci95"]
         hits += low <= truth <= high
         width.append(high - low)
-        low, high = _old_interval(present, absent, channels, 4, 120, rng)
+        low, high = np.percentile(observers.position_split_replicates(
+            present, absent, channels, 120, rng), [2.5, 97.5])
         old_hits += low <= truth <= high
         old_width.append(high - low)
         old_shift.append((low + high) / 2 - study["dprime"])
