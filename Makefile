@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test,bm3d]"
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test,bm3d,dask]"
 	touch $(STAMP)
 
 test: install

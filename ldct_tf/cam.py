@@ -331,7 +331,7 @@ def _write_records(shard: Path, target: Path, maps: list, how: str, scale: float
         for (example, hu), raw in zip(_examples(shard, compression), maps, strict=True):
             stored_bytes = F.mask_to_bytes(normalize_maps(raw[None], how, scale)[0])
             example.features.feature[F.MASK].bytes_list.value.append(stored_bytes)
-            writer.write(example.SerializeToString())
+            writer.write(example.SerializeToString(deterministic=True))
             # figures and quality from the map as stored (uint8), not the float one
             stored = F.mask_from_bytes(stored_bytes, hu.shape)
             g = _geometry(example)

@@ -1,20 +1,25 @@
 """The Beam transforms of `prepare`: units -> examples -> TFRecord shards, stats and quarantine.
 
-Runner-agnostic: files are written through Beam's ``FileSystems`` and every element's randomness
-comes from its identity (`ldct_tf.prepare.examples`), so DirectRunner, Flink, Spark or Dataflow produce
-the same examples.
+Runner-agnostic: files are written through Beam's ``FileSystems``, every element's randomness
+comes from its identity (`ldct_tf.prepare.examples`), and each example's shard from its series key
+and place in the series, so DirectRunner, the DaskRunner (tested), Flink, Spark or Dataflow write
+the same shards. Only Create, ParDo, GroupByKey and Flatten are used (see `build_pipeline`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import (
     DirectOptions, PipelineOptions, StandardOptions, WorkerOptions)
 
@@ -35,6 +40,15 @@ def beam_options(beam_args: list[str]) -> PipelineOptions:
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
+    if standard.runner in ("DaskRunner", "dask"):  # Beam knows it by its full name only
+        standard.runner = "apache_beam.runners.dask.dask_runner.DaskRunner"
+    if standard.runner.endswith("DaskRunner"):
+        from apache_beam.runners.dask.dask_runner import DaskOptions
+        dask = options.view_as(DaskOptions)
+        if dask.npartitions is None and dask.partition_size is None:
+            # the Units Create's partitions are the DaskRunner's only parallelism (its
+            # Reshuffle is a no-op) and it puts 128 elements in one by default
+            dask.partition_size = 1
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if "--direct_running_mode" not in " ".join(beam_args):
@@ -49,35 +63,88 @@ def beam_options(beam_args: list[str]) -> PipelineOptions:
 
 def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, salt: str,
                    out: Path, index_skipped: list[tuple[str, str]] = ()) -> None:
-    """Wire the prepare transforms onto ``pipeline``; outputs go to the folder ``out``."""
+    """Wire the prepare transforms onto ``pipeline``; outputs go to the folder ``out``.
+
+    Only Create, ParDo, GroupByKey and Flatten, with no side inputs and no tagged outputs, and
+    every branch ends in one final Flatten: the DaskRunner translates nothing else (a tagged
+    output reaches the consumers of every tag; a side input recomputes its whole branch inside a
+    task) and computes only the last transform's branch.
+    """
     made = (pipeline
             | "Units" >> beam.Create(units)
             | "Spread" >> beam.Reshuffle()
             | "MakeExamples" >> beam.ParDo(MakeExamples(config, salt, expected_examples(
-                units, config.lesion_test.pairs_per_slice)))
-            .with_outputs(
-                "skipped", main="examples"))
-    compression = "gzip" if config.data.compression == "GZIP" else "uncompressed"
-    for split in SPLITS:
-        (made.examples
-         | f"Select{split}" >> beam.Filter(lambda item, s=split: item[0] == s)
-         | f"Serialize{split}" >> beam.Map(lambda item: item[1])
-         | f"Write{split}" >> beam.io.WriteToTFRecord(
-             str(Path(out) / split), file_name_suffix=records.suffix(config.data.compression),
-             num_shards=config.data.num_shards, compression_type=compression))
-    (made.examples
-     | "StatsBySplit" >> beam.Map(lambda item: (item[0], item[2]))
-     | "CombineStats" >> beam.CombinePerKey(StatsFn())
-     | "AllStats" >> beam.combiners.ToList()
-     | "WriteStats" >> beam.Map(write_stats, str(Path(out) / STATS_FILE)))
-    ((made.skipped, pipeline | "IndexSkipped" >> beam.Create(list(index_skipped)))
-     | "AllSkipped" >> beam.Flatten()
-     | "ListSkipped" >> beam.combiners.ToList()
-     | "WriteQuarantine" >> beam.Map(write_quarantine, str(Path(out) / QUARANTINE_FILE)))
+                units, config.lesion_test.pairs_per_slice))))
+    examples = made | "Examples" >> beam.Filter(lambda item: item[0] != SKIPPED)
+    n = config.data.num_shards
+    every_shard = [((split, shard), []) for split in SPLITS for shard in range(n)]
+    written = ((examples | "KeyByShard" >> beam.Map(lambda item: ((item[0], item[3]), [item[1]])),
+                pipeline | "EveryShard" >> beam.Create(every_shard))
+               | "AllShards" >> beam.Flatten()
+               | "GroupShards" >> beam.GroupByKey()
+               | "WriteShards" >> beam.ParDo(WriteShard(str(out), n, config.data.compression)))
+    stats = (examples
+             | "StatsBySplit" >> beam.Map(lambda item: (item[0], item[2]))
+             | "CombineStats" >> beam.CombinePerKey(StatsFn())
+             | "AllStats" >> _ToList("Stats")
+             | "WriteStats" >> beam.Map(write_stats, str(Path(out) / STATS_FILE)))
+    quarantine = ((made
+                   | "Skipped" >> beam.Filter(lambda item: item[0] == SKIPPED)
+                   | "SkippedEntry" >> beam.Map(lambda item: item[1]),
+                   pipeline | "IndexSkipped" >> beam.Create(list(index_skipped)))
+                  | "AllSkipped" >> beam.Flatten()
+                  | "ListSkipped" >> _ToList("Skipped")
+                  | "WriteQuarantine" >> beam.Map(write_quarantine,
+                                                  str(Path(out) / QUARANTINE_FILE)))
+    (written, stats, quarantine) | "Done" >> beam.Flatten()
+
+
+SKIPPED = "skipped"
+
+
+class _ToList(beam.PTransform):
+    """The whole PCollection as one list, also when empty (a `combiners.ToList` without its side
+    input): one key, a seed element from Create, a GroupByKey."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def expand(self, pcoll):
+        return ((pcoll | f"{self.name}One" >> beam.Map(lambda x: (None, [x])),
+                 pcoll.pipeline | f"{self.name}Seed" >> beam.Create([(None, [])]))
+                | f"{self.name}Both" >> beam.Flatten()
+                | f"{self.name}Group" >> beam.GroupByKey()
+                | f"{self.name}List" >> beam.Map(lambda kv: [x for xs in kv[1] for x in xs]))
+
+
+class WriteShard(beam.DoFn):
+    """((split, shard), [[record], ...]) -> the shard ``<split>-SSSSS-of-NNNNN.tfrecord[.gz]``,
+    written under a ``beam-temp-`` name, then renamed; yields its path."""
+
+    def __init__(self, out: str, num_shards: int, compression: str):
+        self.out, self.num_shards, self.compression = out, num_shards, compression
+
+    def process(self, item):
+        (split, shard), groups = item
+        name = f"{split}-{shard:05d}-of-{self.num_shards:05d}{records.suffix(self.compression)}"
+        final = FileSystems.join(self.out, name)
+        temp = FileSystems.join(self.out, f"beam-temp-{name}-{uuid.uuid4().hex}")
+        kind = (CompressionTypes.GZIP if self.compression == "GZIP"
+                else CompressionTypes.UNCOMPRESSED)
+        FileSystems.mkdirs(temp)
+        part = FileSystems.join(temp, name)
+        with FileSystems.create(part, compression_type=kind) as f:
+            for record in sorted(r for rs in groups for r in rs):
+                _TFRecordUtil.write_record(f, record)
+        FileSystems.rename([part], [final])
+        FileSystems.delete([temp])
+        yield final
 
 
 class MakeExamples(beam.DoFn):
-    """A unit -> (split, serialized example, stats) per example, and tagged ``skipped`` entries."""
+    """A unit -> (split, serialized example, stats, shard) per example, and ("skipped", (where,
+    reason)) per skipped file or slice."""
 
     def __init__(self, config: Config, salt: str, expected: int = 0):
         self.config, self.salt, self.expected = config, salt, expected
@@ -90,14 +157,16 @@ class MakeExamples(beam.DoFn):
         try:
             for kind, first, second in unit_examples(unit, self.config, self.salt):
                 if kind == "skipped":
-                    yield beam.pvalue.TaggedOutput("skipped", (first, second))
+                    yield SKIPPED, (first, second)
                     continue
+                # the shard: round robin over the unit's examples from a start fixed by its key
+                shard = (_stable_int(unit.series_key) + made) % self.config.data.num_shards
                 self.done, made = self.done + 1, made + 1
                 self._progress()
-                yield first, F.make_example(second), record_stats.add(record_stats.empty(), second)
+                yield (first, F.make_example(second),
+                       record_stats.add(record_stats.empty(), second), shard)
         except Exception as exc:  # noqa: BLE001 - one series must not stop the others
-            yield beam.pvalue.TaggedOutput("skipped", unit_failure(unit, self.config, self.salt,
-                                                                   exc, made))
+            yield SKIPPED, unit_failure(unit, self.config, self.salt, exc, made)
 
     def _progress(self):
         now = time.time()
@@ -106,6 +175,10 @@ class MakeExamples(beam.DoFn):
             print(f"prepare: worker {os.getpid()}: {self.done} examples ({rate:.1f}/s); about "
                   f"{self.expected} in all", file=sys.stderr, flush=True)
             self.last = now
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(str(text).encode()).digest()[:8], "little")
 
 
 def unit_failure(unit: Unit, config: Config, salt: str, exc: Exception, made: int

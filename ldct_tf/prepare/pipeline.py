@@ -1,8 +1,8 @@
 """`python -m ldct_tf.prepare`: an Apache Beam pipeline that writes LDCT/NDCT TFRecord shards.
 
-Like TFX's ExampleGen: the driver plans work units (`ldct_tf.prepare.plan`: series -> split, by patient),
-the workers turn each unit into slice examples (`ldct_tf.prepare.examples`), and the pipeline
-(`ldct_tf.prepare.beam`) writes into ``<workdir>/records/``:
+Like TFX's ExampleGen: the driver plans work units (`ldct_tf.prepare.plan`: series -> split, by
+patient), the workers turn each unit into slice examples (`ldct_tf.prepare.examples`), and the
+pipeline (`ldct_tf.prepare.beam`) writes into ``<workdir>/records/``:
 
 - ``{train,val,test}-SSSSS-of-NNNNN.tfrecord`` (``.tfrecord.gz`` with GZIP),
 - ``schema.json`` (the record keys), ``stats.json`` (counts per split and label, HU
@@ -57,7 +57,8 @@ def plan_units(config: Config, salt: str) -> tuple[list[U.Unit], list[tuple[str,
 
 
 def input_labels(config: Config, salt: str, root: str) -> PathLabels:
-    """How this run's artifacts name the files under ``root``, the input (`ldct_tf.dicom.path_labels`)."""
+    """How this run's artifacts name the files under ``root``, the input
+    (`ldct_tf.dicom.path_labels`)."""
     return PathLabels(root, salt, config.data.keep_paths)
 
 
@@ -79,6 +80,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
              U.expected_examples(units, config.lesion_test.pairs_per_slice),
              config.lesion_test.pairs_per_slice)
     started = time.time()
+    pipeline = None
     try:
         with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
@@ -90,11 +92,21 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
         raise
     finally:
         remove_beam_temp(out)
+        close_dask_client(pipeline)
     records.write_schema(out, config.data.compression)
     records.write_shard_counts(out)
     stats = json.loads((out / STATS_FILE).read_text())
     _report(stats, out, time.time() - started)
     return stats
+
+
+def close_dask_client(pipeline) -> None:
+    """Close the dask Client that the DaskRunner connects and leaves open (its futures would
+    hold the last results on the cluster, and it logs reconnection errors once the cluster is
+    gone)."""
+    client = getattr(getattr(pipeline, "result", None), "client", None)
+    if client is not None:
+        client.close()
 
 
 def remove_beam_temp(out: Path) -> None:

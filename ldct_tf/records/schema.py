@@ -115,7 +115,8 @@ def make_example(values: dict) -> bytes:
     missing = set(FEATURES) - set(feature)
     if missing:
         raise ValueError(f"example is missing keys {sorted(missing)}")
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)  # map entries in key order: the same example, the same bytes
 
 
 def hu_to_bytes(hu: np.ndarray) -> bytes:
