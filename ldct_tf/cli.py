@@ -50,6 +50,13 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``argv`` split at the first ``--``: (our arguments, the ones passed on to Beam)."""
+    argv = list(argv)
+    split_at = argv.index("--") if "--" in argv else len(argv)
+    return argv[:split_at], argv[split_at + 1:]
+
+
 def resolve(args: argparse.Namespace, extra_overrides: list[str] = ()) -> tuple[Config, Path]:
     """The config (defaults, file, --set) and the work directory, created if needed."""
     config = load_config(args.config, [*extra_overrides, *args.overrides])

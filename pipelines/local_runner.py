@@ -3,7 +3,10 @@ evaluate -> export, each step the same code as its command (`ldct_tf.steps`, the
 caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
-        [--from STEP] [--only STEP] [--seeds N] [--set section.key=value ...]
+        [--from STEP] [--only STEP] [--seeds N] [--set section.key=value ...] [-- BEAM OPTIONS]
+
+Beam options after ``--`` (``pipeline.beam_args``) go to the prepare step, e.g.
+``-- --runner DaskRunner --dask_client_address host:8786`` to prepare on a dask cluster.
 
 A step whose outputs exist and whose fingerprint (the config sections it reads plus its inputs'
 fingerprints) is unchanged is skipped and says so; a changed setting re-runs that step and
@@ -47,6 +50,7 @@ def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str,
     out: dict[str, str] = {}
     for step in steps:
         sections = step.configure(config).to_dict()
+        sections["pipeline"].pop("beam_args")  # how prepare runs, not what it writes
         parts = {"sections": {name: sections[name] for name in step.sections},
                  "inputs": [out[name] for name in step.inputs]}
         text = salt + "\x00" + json.dumps(parts, sort_keys=True)
@@ -182,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="seed study: repeat the training steps for N training seeds "
                              "(default pipeline.seeds)")
-    args = parser.parse_args(argv)
+    ours, beam_args = cli.split_passthrough(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(ours)
     extra = [f"pipeline.seeds={args.seeds}"] if args.seeds is not None else []
+    extra += [f"pipeline.beam_args={json.dumps(beam_args)}"] if beam_args else []
     config, workdir = cli.resolve(args, extra)
     run(config, workdir, args.start, args.only)
     if config.pipeline.seeds > 1 and not args.only:

@@ -22,5 +22,5 @@ IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 def prepare_tiny(workdir: Path, overrides=(), beam_args=IN_PROCESS):
     config = load_config(None, [*TINY, *overrides])
-    prepare.run(config, workdir, list(beam_args))
+    prepare.run(config, workdir, None if beam_args is None else list(beam_args))
     return config

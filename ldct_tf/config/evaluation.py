@@ -54,6 +54,10 @@ class PipelineConfig:
       itself, seeds 1.. re-train pretrain and every fine-tune in ``<workdir>/seeds/seed-<k>``.
     export_name: model name under the export folder.
     export_dir: export folder (TF Serving's model base paths live under it).
+    beam_args: Apache Beam options for the prepare step, e.g. ``["--runner", "DaskRunner",
+      "--dask_client_address", "host:8786"]`` (what ``python -m pipelines.local_runner ... --``
+      and ``python -m ldct_tf.prepare ... --`` pass); no fingerprint holds them, as every runner
+      writes the same records.
     """
 
     finetune_modes: tuple[str, ...] = ("weighted",)
@@ -61,6 +65,7 @@ class PipelineConfig:
     seeds: int = 1
     export_name: str = "ldct_denoiser"
     export_dir: str = "saved_models"
+    beam_args: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.finetune_modes or set(self.finetune_modes) - set(FINETUNE_MODES):

@@ -62,11 +62,13 @@ def input_labels(config: Config, salt: str, root: str) -> PathLabels:
     return PathLabels(root, salt, config.data.keep_paths)
 
 
-def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
-    """Prepare the records of ``config`` in ``workdir``; return ``stats.json`` as a dict."""
+def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> dict:
+    """Prepare the records of ``config`` in ``workdir``; return ``stats.json`` as a dict.
+    ``beam_args`` (Beam options) default to ``pipeline.beam_args``."""
+    beam_args = list(config.pipeline.beam_args if beam_args is None else beam_args)
     import apache_beam as beam
 
-    from ldct_tf.prepare.beam import beam_options, build_pipeline
+    from ldct_tf.prepare.beam import build_pipeline
 
     workdir = Path(workdir)
     out = Workdir(workdir).records
@@ -82,7 +84,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     started = time.time()
     pipeline = None
     try:
-        with beam.Pipeline(options=beam_options(list(beam_args))) as pipeline:
+        with _pipeline(beam, beam_args) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
     except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
         first = (str(exc).splitlines() or [""])[0]
@@ -98,6 +100,20 @@ def run(config: Config, workdir: Path, beam_args: list[str] = ()) -> dict:
     stats = json.loads((out / STATS_FILE).read_text())
     _report(stats, out, time.time() - started)
     return stats
+
+
+def _pipeline(beam, beam_args: list[str]):
+    """A Beam pipeline with ``beam_args``; an unknown runner is a one-line error."""
+    from ldct_tf.prepare.beam import beam_options
+
+    try:
+        return beam.Pipeline(options=beam_options(beam_args))
+    except ValueError as exc:
+        if "pipeline runner" not in str(exc):
+            raise
+        raise LdctError(f"Beam options {' '.join(beam_args)!r}: {str(exc).split('. ')[0]}; pass "
+                        "DirectRunner, DaskRunner, FlinkRunner, SparkRunner, DataflowRunner or a "
+                        "runner's full module path") from None
 
 
 def close_dask_client(pipeline) -> None:
@@ -136,9 +152,7 @@ def _report(stats: dict, out: Path, seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    split_at = argv.index("--") if "--" in argv else len(argv)
-    ours, beam_args = argv[:split_at], argv[split_at + 1:]
+    ours, beam_args = cli.split_passthrough(sys.argv[1:] if argv is None else argv)
     parser = cli.base_parser("python -m ldct_tf.prepare",
                              "Write LDCT/NDCT TFRecords with an Apache Beam pipeline.")
     parser.add_argument("--source", choices=SOURCES)
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     extra += [f"data.input={json.dumps(args.input)}"] if args.input else []
     extra += ["data.keep_paths=true"] if args.keep_paths else []
     config, workdir = cli.resolve(args, extra)
-    run(config, workdir, beam_args)
+    run(config, workdir, beam_args or None)
     return 0
 
 

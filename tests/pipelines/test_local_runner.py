@@ -116,3 +116,22 @@ def test_finetune_mode_in_the_config_changes_nothing_the_runner_sets_itself():
         config.replace(finetune=config.finetune.__class__(mode="pairs")), steps)
     assert weighted == pairs
     assert weighted["finetune"] != weighted["finetune_pairs"]
+
+
+def test_beam_options_after_the_separator_reach_prepare_and_no_fingerprint(tmp_path, capsys):
+    from ldct_tf import cli
+    from ldct_tf.errors import run_cli
+    from ldct_tf.steps import steps_for
+
+    ours, passed = cli.split_passthrough(["--only", "prepare", "--", "--runner", "NoSuchRunner"])
+    assert ours == ["--only", "prepare"] and passed == ["--runner", "NoSuchRunner"]
+    # what the runner hands the prepare step (pipeline.beam_args) is what prepare runs with
+    status = run_cli(local_runner.main, ["--workdir", str(tmp_path / "run"), "--only", "prepare",
+                                         *[a for o in TINY for a in ("--set", o)], "--",
+                                         "--runner", "NoSuchRunner"])
+    err = capsys.readouterr().err
+    assert status == 2 and "NoSuchRunner" in err and "Traceback" not in err
+    config = load_config(None, TINY)
+    on_dask = load_config(None, [*TINY, 'pipeline.beam_args=["--runner", "DaskRunner"]'])
+    steps = steps_for(config)
+    assert local_runner.fingerprints(config, steps) == local_runner.fingerprints(on_dask, steps)
