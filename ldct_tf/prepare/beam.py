@@ -9,6 +9,7 @@ the same shards. Only Create, ParDo, GroupByKey and Flatten are used (see `build
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from apache_beam.options.pipeline_options import (
 from ldct_tf.records import schema as F, stats as record_stats
 from ldct_tf import records
 from ldct_tf.config import SPLITS, Config
+from ldct_tf.errors import LdctError
 from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.prepare.plan import Unit, expected_examples
@@ -43,6 +45,9 @@ def beam_options(beam_args: list[str]) -> PipelineOptions:
     if standard.runner in ("DaskRunner", "dask"):  # Beam knows it by its full name only
         standard.runner = "apache_beam.runners.dask.dask_runner.DaskRunner"
     if standard.runner.endswith("DaskRunner"):
+        if importlib.util.find_spec("distributed") is None:  # Beam imports it only at run time
+            raise LdctError("the DaskRunner needs dask and distributed: pip install "
+                            "'ldct_tf[dask]' (make does)")
         from apache_beam.runners.dask.dask_runner import DaskOptions
         dask = options.view_as(DaskOptions)
         if dask.npartitions is None and dask.partition_size is None:
