@@ -27,14 +27,15 @@ from typing import Any, Iterable
 from ldct_tf.config.checks import (MAX_CONTRAST_HU, MAX_LEARNING_RATE, MAX_LESION_DIAMETER_MM,
                                    SPACING_RANGE_MM, ConfigError, fail)
 from ldct_tf.config.evaluation import EvaluateConfig, PipelineConfig
-from ldct_tf.config.imaging import (FILTERS, PROFILES, SOURCES, SPLITS, DataConfig, InputConfig,
-                                    LesionConfig, ScannerConfig, TestLesionConfig)
+from ldct_tf.config.imaging import (AUTO_SHARDS_MAX, FILTERS, PROFILES, SOURCES, SPLITS,
+                                    DataConfig, InputConfig, LesionConfig, ScannerConfig,
+                                    TestLesionConfig)
 from ldct_tf.config.training import (ARCHITECTURES, CAM_METHODS, CAM_NORMALIZATIONS, FINETUNE_MODES,
                                      FINETUNE_VARIANTS, FINETUNE_WEIGHTS, LR_SCHEDULES, POLICIES,
                                      WEIGHT_FORMS, CamConfig, ClassifierConfig, FinetuneConfig,
                                      ModelConfig, ObserverConfig, PretrainConfig, TrainConfig)
 
-__all__ = ["ARCHITECTURES", "CAM_METHODS", "CAM_NORMALIZATIONS", "FILTERS", "FINETUNE_MODES",
+__all__ = ["ARCHITECTURES", "AUTO_SHARDS_MAX", "CAM_METHODS", "CAM_NORMALIZATIONS", "FILTERS", "FINETUNE_MODES",
            "FINETUNE_VARIANTS", "FINETUNE_WEIGHTS", "LR_SCHEDULES", "MAX_CONTRAST_HU",
            "MAX_LEARNING_RATE", "MAX_LESION_DIAMETER_MM", "POLICIES", "PROFILES", "SOURCES",
            "SPACING_RANGE_MM", "SPLITS", "WEIGHT_FORMS", "CamConfig", "ClassifierConfig", "Config",

@@ -12,6 +12,7 @@ from ldct_tf.config.checks import (MAX_CONTRAST_HU, MAX_LESION_DIAMETER_MM, SPAC
                                    check_range, fail)
 
 SOURCES = ("synthetic", "dicom", "paired-dicom")
+AUTO_SHARDS_MAX = 16
 
 
 SPLITS = ("train", "val", "test")
@@ -40,7 +41,7 @@ class DataConfig:
     dose_fraction: low dose relative to normal dose, in (0, 1) (0.25 = quarter dose).
     split_fractions: train/val/test shares of the series (split by series, never by slice).
     seed: master seed; every element derives its own seed from it and its identity.
-    num_shards: TFRecord shards per split (0 lets the runner choose).
+    num_shards: TFRecord shards per split (0: one per series, at most `AUTO_SHARDS_MAX`).
     compression: "" or "GZIP".
     """
 
@@ -82,6 +83,10 @@ class DataConfig:
             fail(s, "num_shards", f"must be >= 0, got {self.num_shards}")
         if self.compression not in ("", "GZIP"):
             fail(s, "compression", f"must be \"\" or \"GZIP\", got {self.compression!r}")
+
+    def shards_per_split(self, n_series: int) -> int:
+        """``num_shards``, or with 0 one per series (at least 1, at most `AUTO_SHARDS_MAX`)."""
+        return self.num_shards or max(1, min(AUTO_SHARDS_MAX, n_series))
 
 
 @dataclass(frozen=True)

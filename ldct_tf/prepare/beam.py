@@ -79,9 +79,10 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
             | "Units" >> beam.Create(units)
             | "Spread" >> beam.Reshuffle()
             | "MakeExamples" >> beam.ParDo(MakeExamples(config, salt, expected_examples(
-                units, config.lesion_test.pairs_per_slice))))
+                units, config.lesion_test.pairs_per_slice), config.data.shards_per_split(
+                len(units)))))
     examples = made | "Examples" >> beam.Filter(lambda item: item[0] != SKIPPED)
-    n = config.data.num_shards
+    n = config.data.shards_per_split(len(units))
     every_shard = [((split, shard), []) for split in SPLITS for shard in range(n)]
     written = ((examples | "KeyByShard" >> beam.Map(lambda item: ((item[0], item[3]), [item[1]])),
                 pipeline | "EveryShard" >> beam.Create(every_shard))
@@ -151,8 +152,9 @@ class MakeExamples(beam.DoFn):
     """A unit -> (split, serialized example, stats, shard) per example, and ("skipped", (where,
     reason)) per skipped file or slice."""
 
-    def __init__(self, config: Config, salt: str, expected: int = 0):
+    def __init__(self, config: Config, salt: str, expected: int = 0, num_shards: int = 1):
         self.config, self.salt, self.expected = config, salt, expected
+        self.num_shards = num_shards
 
     def setup(self):
         self.done, self.started, self.last = 0, time.time(), time.time()
@@ -165,7 +167,7 @@ class MakeExamples(beam.DoFn):
                     yield SKIPPED, (first, second)
                     continue
                 # the shard: round robin over the unit's examples from a start fixed by its key
-                shard = (_stable_int(unit.series_key) + made) % self.config.data.num_shards
+                shard = (_stable_int(unit.series_key) + made) % self.num_shards
                 self.done, made = self.done + 1, made + 1
                 self._progress()
                 yield (first, F.make_example(second),

@@ -267,3 +267,19 @@ def test_a_shard_with_fewer_records_than_written_is_named(tiny_run, tmp_path, da
     assert result.returncode == 2 and shard.name in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run / "eval").exists() or not (run / "eval" / "metrics.json").exists()
+
+
+def test_zero_shards_means_one_per_series(tmp_path):
+    """``data.num_shards = 0``: the pipeline picks one shard per series (at most 16) per split."""
+    from ldct_tf.config import AUTO_SHARDS_MAX, load_config
+
+    config = prepare_tiny(tmp_path, ["data.num_shards=0"])
+    n = max(1, min(AUTO_SHARDS_MAX, config.data.n_series))
+    for split in SPLITS:
+        assert len(records.shards(tmp_path / "records", split)) == n
+    sizes = records.split_sizes(tmp_path / "records")
+    for split in SPLITS:  # every example written, counted straight from the shards
+        found = sum(1 for shard in records.shards(tmp_path / "records", split)
+                    for _ in tf.data.TFRecordDataset(str(shard)))
+        assert found == sizes[split] > 0
+    assert load_config(None, ["data.num_shards=3"]).data.shards_per_split(100) == 3
