@@ -35,14 +35,14 @@ from ldct_tf.config.training import (ARCHITECTURES, CAM_METHODS, CAM_NORMALIZATI
                                      WEIGHT_FORMS, CamConfig, ClassifierConfig, FinetuneConfig,
                                      ModelConfig, ObserverConfig, PretrainConfig, TrainConfig)
 
-__all__ = ["ARCHITECTURES", "AUTO_SHARDS_MAX", "CAM_METHODS", "CAM_NORMALIZATIONS", "FILTERS", "FINETUNE_MODES",
-           "FINETUNE_VARIANTS", "FINETUNE_WEIGHTS", "LR_SCHEDULES", "MAX_CONTRAST_HU",
-           "MAX_LEARNING_RATE", "MAX_LESION_DIAMETER_MM", "POLICIES", "PROFILES", "SOURCES",
-           "SPACING_RANGE_MM", "SPLITS", "WEIGHT_FORMS", "CamConfig", "ClassifierConfig", "Config",
-           "ConfigError", "DataConfig", "EvaluateConfig", "FinetuneConfig", "InputConfig",
-           "LesionConfig", "ModelConfig", "ObserverConfig", "PipelineConfig", "PretrainConfig",
-           "ScannerConfig", "TestLesionConfig", "TrainConfig", "from_dict", "load_config",
-           "to_toml", "write_resolved"]
+__all__ = ["ARCHITECTURES", "AUTO_SHARDS_MAX", "CAM_METHODS", "CAM_NORMALIZATIONS", "FILTERS",
+           "FINETUNE_MODES", "FINETUNE_VARIANTS", "FINETUNE_WEIGHTS", "LR_SCHEDULES",
+           "MAX_CONTRAST_HU", "MAX_LEARNING_RATE", "MAX_LESION_DIAMETER_MM", "POLICIES",
+           "PROFILES", "SOURCES", "SPACING_RANGE_MM", "SPLITS", "WEIGHT_FORMS", "CamConfig",
+           "ClassifierConfig", "Config", "ConfigError", "DataConfig", "EvaluateConfig",
+           "FinetuneConfig", "InputConfig", "LesionConfig", "ModelConfig", "ObserverConfig",
+           "PipelineConfig", "PretrainConfig", "ScannerConfig", "TestLesionConfig", "TrainConfig",
+           "from_dict", "load_config", "to_toml", "write_resolved"]
 
 
 @dataclass(frozen=True)
