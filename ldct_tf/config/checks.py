@@ -35,14 +35,14 @@ def check_learning_rate(section: str, learning_rate: float) -> None:
 
 
 def check_range(section: str, key: str, pair: tuple[float, float], low: float, high: float,
-                 what: str) -> None:
-    """``pair`` is [lo, hi] with low <= lo <= hi <= high (``low`` excluded when it is 0 and the
-    quantity must be positive, said in ``what``)."""
+                what: str, positive: bool = False) -> None:
+    """``pair`` is [lo, hi] with low <= lo <= hi <= high (``low < lo`` when ``positive``);
+    ``what`` names the quantity in the message."""
     lo, hi = pair
-    if not (low <= lo <= hi <= high) or (what.startswith("positive") and lo <= 0):
-        fail(section, key, f"must be [low, high] {what} with {low:g} "
-              f"{'<' if what.startswith('positive') else '<='} low <= high <= {high:g}, "
-              f"got {list(pair)}")
+    above = lo > low if positive else lo >= low
+    if not (above and lo <= hi <= high):
+        fail(section, key, f"must be [low, high] {what} with {low:g} {'<' if positive else '<='} "
+             f"low <= high <= {high:g}, got {list(pair)}")
 
 
 def check_phase(section: str, epochs: int, learning_rate: float) -> None:

@@ -141,7 +141,7 @@ class LesionConfig:
     def __post_init__(self):
         s = self.SECTION
         check_range(s, "diameter_mm", self.diameter_mm, 0.0, MAX_LESION_DIAMETER_MM,
-                     "positive diameters in mm")
+                     "diameters in mm", positive=True)
         check_range(s, "contrast_hu", self.contrast_hu, 0.0, MAX_CONTRAST_HU,
                      "magnitudes in HU (the sign comes from `sign`)")
         if self.sign not in ("positive", "negative", "both"):

@@ -89,7 +89,7 @@ class ObserverConfig:
             fail("observer", "epochs", f"must be >= 1, got {self.epochs}")
         check_learning_rate("observer", self.learning_rate)
         check_range("observer", "insert_contrast_hu", self.insert_contrast_hu, 0.0,
-                     MAX_CONTRAST_HU, "positive magnitudes in HU")
+                     MAX_CONTRAST_HU, "magnitudes in HU", positive=True)
         if not 0.0 <= self.min_val_auc <= 1.0:
             fail("observer", "min_val_auc", f"must be in [0, 1], got {self.min_val_auc}")
         if self.ndct_warmup_epochs < 0:

@@ -51,15 +51,9 @@ def plan_units(config: Config, salt: str) -> tuple[list[U.Unit], list[tuple[str,
     if not index.groups:
         raise LdctError(f"no DICOM series found under {data.input!r} ({len(index.skipped)} "
                         "file(s) skipped); point --input at a folder of CT DICOM files")
-    labels = input_labels(config, salt, index.root)
+    labels = PathLabels(index.root, salt, config.data.keep_paths)
     skipped = [(labels(path), reason) for path, reason in index.skipped]
     return U.dicom_units(index, data.source, data.seed, data.split_fractions), skipped
-
-
-def input_labels(config: Config, salt: str, root: str) -> PathLabels:
-    """How this run's artifacts name the files under ``root``, the input
-    (`ldct_tf.dicom.path_labels`)."""
-    return PathLabels(root, salt, config.data.keep_paths)
 
 
 def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> dict:
