@@ -276,13 +276,22 @@ class FinetuneConfig:
         return dataclasses.replace(self, mode=mode, weight=weight)
 
 
+STRATEGIES = ("auto", "multiworker", "mirrored", "none")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How the denoiser is trained.
 
     precision: "auto" (mixed_float16 on a GPU, else float32), "float32", "mixed_float16" or
       "mixed_bfloat16".
-    strategy: "auto" (MirroredStrategy when more than one GPU is visible), "mirrored" or "none".
+    strategy: "auto" (MultiWorkerMirroredStrategy when TF_CONFIG names several workers, else
+      MirroredStrategy when more than one GPU is visible, else none), "multiworker", "mirrored"
+      or "none" (`ldct_tf.train.distribute`).
+    input_sharding: how several workers split the training records: "auto" (by file when there
+      are at least as many train shards as workers, else by data), "file" or "data" (every
+      worker reads all records and keeps its part of each global batch: the same batches as one
+      process, so the same weights within float rounding).
     backup_every_steps: interrupted training resumes from the last backup (also at epoch ends).
     image_panels: validation slices shown in TensorBoard every epoch (lesion-present first).
     seed: training seed: the denoiser's initial weights and the order and crops of its patches
@@ -291,6 +300,7 @@ class TrainConfig:
 
     precision: str = "auto"
     strategy: str = "auto"
+    input_sharding: str = "auto"
     backup_every_steps: int = 50
     image_panels: int = 4
     seed: int = 0
@@ -299,8 +309,12 @@ class TrainConfig:
         if self.precision not in POLICIES:
             fail("train", "precision", f"must be one of {', '.join(POLICIES)}, "
                   f"got {self.precision!r}")
-        if self.strategy not in ("auto", "mirrored", "none"):
-            fail("train", "strategy", f"must be auto, mirrored or none, got {self.strategy!r}")
+        if self.strategy not in STRATEGIES:
+            fail("train", "strategy", f"must be one of {', '.join(STRATEGIES)}, "
+                  f"got {self.strategy!r}")
+        if self.input_sharding not in ("auto", "file", "data"):
+            fail("train", "input_sharding", f"must be auto, file or data, got "
+                  f"{self.input_sharding!r}")
         if self.backup_every_steps < 1:
             fail("train", "backup_every_steps", f"must be >= 1, got {self.backup_every_steps}")
         if self.image_panels < 0:

@@ -83,13 +83,15 @@ def read_slices(file_pattern, with_mask: bool = False) -> "tf.data.Dataset":
 
 def make_dataset(file_pattern, config: Config, training: bool, *, with_mask: bool = False,
                  seed: int | None = None, batch_size: int | None = None,
-                 lesion_fraction: float | None = None, oracle: bool = False
-                 ) -> "tf.data.Dataset":
+                 lesion_fraction: float | None = None, oracle: bool = False,
+                 shard: tuple[int, int] | None = None) -> "tf.data.Dataset":
     """The reader (see the module docstring). ``batch_size`` defaults to ``config.input``'s,
     ``lesion_fraction`` to ``config.input.lesion_patch_fraction``. A given ``seed`` fixes the
     order and every crop (two datasets made with the same seed and arguments yield the same
     patches: a fine-tune and its control see the same data). ``oracle`` replaces the map by
-    `oracle_map`, the lesion disk of the record geometry (a diagnostic, never the method)."""
+    `oracle_map`, the lesion disk of the record geometry (a diagnostic, never the method).
+    ``shard=(index, count)`` reads only the training files ``index``, ``index + count``, ... of
+    the sorted list: one worker's share when several train (`ldct_tf.train.distribute`)."""
     if not training:
         ds = read_slices(file_pattern, with_mask)
         return (ds.map(with_oracle_map) if oracle else ds).prefetch(AUTOTUNE)
@@ -99,6 +101,8 @@ def make_dataset(file_pattern, config: Config, training: bool, *, with_mask: boo
     fraction = cfg.lesion_patch_fraction if lesion_fraction is None else lesion_fraction
     files = list_shards(file_pattern)
     compression = records.compression_of(files[0])
+    if shard is not None:
+        files = files[shard[0]::shard[1]]
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
                        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,

@@ -78,10 +78,15 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     process killed mid-epoch resumes from its last backup in that epoch, not from scratch. Keeps
     the previous backup too (``double_checkpoint``). Every file is written under a temporary name
     and renamed into place, so a kill at any moment leaves complete files (Keras writes them in
-    place: a kill during its metadata write left an empty JSON that stopped the next start)."""
+    place: a kill during its metadata write left an empty JSON that stopped the next start).
 
-    def __init__(self, backup_dir, save_freq):
-        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True)
+    Under several workers only the chief writes (``write=True``); every worker restores from
+    the chief's backup, so all resume at the same epoch with the same weights."""
+
+    def __init__(self, backup_dir, save_freq, write: bool = True):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True,
+                         delete_checkpoint=write)
+        self.write = write
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -93,6 +98,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().on_train_begin(logs)
 
     def _save_model(self):
+        if not self.write:
+            return
         backup = Path(self.backup_dir)
         backup.mkdir(parents=True, exist_ok=True)
         weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
@@ -169,3 +176,23 @@ def read_history(csv_path: Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(f))
     return {key: [float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows]
             for key in (rows[0] if rows else {})}
+
+
+class LocalValidation(keras.callbacks.Callback):
+    """Validation outside ``fit``, on this worker alone, into the epoch logs (``val_loss``,
+    ``val_psnr``, ``val_ssim``): what multi-worker training uses instead of ``validation_data``.
+    Every worker copies its (synchronised, so identical) network weights into ``evaluator``, a
+    `Denoiser` of the same form made outside the strategy, and evaluates the whole validation
+    set; no worker waits on another, and uneven whole-slice batches cannot leave a worker with
+    an empty one.
+    Must come before the loggers and checkpoints in the callback list."""
+
+    def __init__(self, evaluator: keras.Model, data):
+        super().__init__()
+        self.evaluator, self.data = evaluator, data
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.evaluator.network.set_weights(self.model.network.get_weights())
+        results = self.evaluator.evaluate(self.data, verbose=0, return_dict=True)
+        if logs is not None:
+            logs.update({f"val_{key}": float(value) for key, value in results.items()})

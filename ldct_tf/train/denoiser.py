@@ -43,8 +43,10 @@ from ldct_tf.models import losses
 from ldct_tf.config import Config
 from ldct_tf.models.denoiser import Denoiser, WINDOW_HU, build_network
 from ldct_tf.errors import LdctError
-from ldct_tf.train.callbacks import (ImagePanels, LearningRateLogger, ResumableBackup,
-                                WeightsCheckpoint, backup_epoch, panel_slices, read_history)
+from ldct_tf.train import distribute
+from ldct_tf.train.callbacks import (ImagePanels, LearningRateLogger, LocalValidation,
+                                     ResumableBackup, WeightsCheckpoint, backup_epoch,
+                                     panel_slices, read_history)
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import HISTORY_FILE, MODEL_FILE, SUMMARY_FILE, Workdir
@@ -67,10 +69,18 @@ def load_trained(workdir: Path, name: str) -> keras.Model:
 
 
 def run(config: Config, workdir: Path, phase: str) -> dict:
-    """Train one phase; return its summary (also printed)."""
+    """Train one phase; return its summary (also printed). Under several workers every worker
+    runs this; only the chief writes into ``workdir`` (`ldct_tf.train.distribute`)."""
+    distribution = distribute.strategy_for(config.train.strategy)  # before TensorFlow starts
     workdir = Path(workdir)
     name = phase_name(config, phase)
-    out, logs = Workdir(workdir).denoiser(name), Workdir(workdir).logs(name)
+    with distribute.output_dirs(distribution, Workdir(workdir).denoiser(name),
+                                Workdir(workdir).logs(name)) as (out, logs):
+        return _train(config, workdir, phase, name, distribution, out, logs)
+
+
+def _train(config: Config, workdir: Path, phase: str, name: str,
+           distribution: distribute.Distribution, out: Path, logs: Path) -> dict:
     source = _records_dir(workdir, needs_mask=phase == "finetune")
     with_mask = source == Workdir(workdir).records_with_mask
     sizes = records.split_sizes(source)
@@ -83,44 +93,99 @@ def run(config: Config, workdir: Path, phase: str) -> dict:
     pretrained = load_trained(workdir, "pretrain") if phase == "finetune" else None
     keras.utils.set_random_seed(config.train.seed)
     started = time.time()
+    backup_dir = Workdir(workdir).denoiser(name) / "backup"  # the chief's: every worker resumes
     with _determinism(config.input.deterministic), policy_scope(config.train.precision) as policy:
-        strategy = _strategy(config.train.strategy)
-        replicas = strategy.num_replicas_in_sync
+        strategy, replicas = distribution.strategy, distribution.replicas
         global_batch = config.input.batch_size * replicas
         steps = max(1, sizes["train"] * config.input.patches_per_slice // global_batch)
         with strategy.scope():
-            network = build_network(config.model)
-            if pretrained is not None:
-                _copy_weights(pretrained, network)
-            model = Denoiser(network, loss_mode)
-            model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, phase,
-                                                                         steps)))
-            patch = config.input.patch_size
-            model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
-        train = _train_data(source, config, phase, with_mask, global_batch)
+            model = _denoiser(config, loss_mode, pretrained, steps, phase)
+        distribute.adapt_for_multiworker(model, distribution)
+        policy_name = distribute.shard_policy(config.train.input_sharding,
+                                              len(records.shards(source, "train")),
+                                              distribution.workers)
+        steps_per_epoch = None
+        if policy_name == "FILE":
+            # Each worker reads its own files; their patch counts differ, so every worker
+            # loops its share and takes `steps` global batches per epoch.
+            train = strategy.distribute_datasets_from_function(
+                lambda context: _train_data(
+                    source, config, phase, with_mask,
+                    context.get_per_replica_batch_size(global_batch),
+                    shard=(context.input_pipeline_id, context.num_input_pipelines)).repeat())
+            steps_per_epoch = steps
+        else:
+            train = _train_data(source, config, phase, with_mask, global_batch)
+            if policy_name == "DATA":  # one process's batches, split between the workers
+                train = distribute.with_shard_policy(train, policy_name)
         val = _val_data(source, config, loss_mode, with_mask) if sizes["val"] else None
-        resume = backup_epoch(out / "backup")
+        resume = backup_epoch(backup_dir)
         if resume is None:  # a fresh run: an earlier run's history must not mix in
             (out / "history.csv").unlink(missing_ok=True)
         else:
-            print(f"{name}: resuming from the backup in {out / 'backup'} at epoch {resume + 1}")
-        callbacks = _callbacks(config, out, logs, source, with_mask, val)
-        with dataset.naming_corrupt_shards(records.pattern(source, "*")), warnings.catch_warnings():
+            print(f"{name}: resuming from the backup in {backup_dir} at epoch {resume + 1}")
+        if distribution.multiworker:
+            print(f"{name}: {distribution.task} of {distribution.workers} workers, "
+                  f"{replicas} replicas, global batch {global_batch}, input sharded by "
+                  f"{policy_name.lower()}" + ("" if distribution.is_chief else
+                                              f"; writes only to {out.parent}"))
+        evaluator = None
+        if distribution.multiworker and val is not None:  # validation outside the strategy
+            evaluator = _denoiser(config, loss_mode, None, steps, phase)
+        callbacks = _callbacks(config, out, logs, source, with_mask, val, backup_dir,
+                               distribution, evaluator)
+        with dataset.naming_corrupt_shards(records.pattern(source, "*")), \
+                warnings.catch_warnings(), _peer_failures(distribution, backup_dir):
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks,
-                      shuffle=False, verbose=1)
+            model.fit(train, validation_data=None if evaluator else val,
+                      epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
+                      callbacks=callbacks, shuffle=False,
+                      verbose=1 if distribution.is_chief else 0)
         history = read_history(out / "history.csv")
         monitor = "val_loss" if val is not None else "loss"
         keep = "last" if phase == "finetune" and config.finetune.checkpoint == "last" else "best"
         model.load_weights(out / f"{keep}.weights.h5")
-        model.network.save(Workdir(workdir).denoiser_model(name))
+        model.network.save(out / MODEL_FILE)
     summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
                        out, logs)
     summary["seed"] = config.train.seed
+    if distribution.multiworker:
+        summary.update(workers=distribution.workers, input_sharding=policy_name.lower())
     (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    _print_summary(summary)
+    if distribution.is_chief:
+        _print_summary(summary)
+    else:
+        print(f"{name}: {distribution.task} done; the chief wrote the model")
     return summary
+
+
+def _denoiser(config: Config, loss_mode: str, pretrained, steps: int, phase: str) -> Denoiser:
+    """A compiled, built `Denoiser` (under whatever strategy scope is active)."""
+    network = build_network(config.model)
+    if pretrained is not None:
+        _copy_weights(pretrained, network)
+    model = Denoiser(network, loss_mode)
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, phase, steps)))
+    patch = config.input.patch_size
+    model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
+    return model
+
+
+@contextlib.contextmanager
+def _peer_failures(distribution: distribute.Distribution, backup_dir: Path):
+    """Under several workers, a lost peer ends this worker with one line saying how to resume."""
+    if not distribution.multiworker:
+        yield
+        return
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as exc:
+        raise LdctError(f"{distribution.task}: a worker of the cluster stopped "
+                        f"({distribute.failure_reason(exc)}); start "
+                        f"every worker again with the same TF_CONFIG to resume from the backup "
+                        f"in {backup_dir}") from None
 
 
 def _records_dir(workdir: Path, needs_mask: bool) -> Path:
@@ -162,7 +227,8 @@ def loss_weights(activation_map, finetune):
                               gamma=finetune.gamma, floor=finetune.weight_floor)
 
 
-def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch_size: int):
+def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch_size: int,
+                shard: tuple[int, int] | None = None):
     """Training batches in the form the mode's ``train_step`` takes. Every fine-tune variant
     reads the maps (the control ignores them), so all variants cut the same patches."""
     ft = config.finetune
@@ -171,7 +237,7 @@ def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch
                            with_mask=with_mask and mode != "mse", batch_size=batch_size,
                            seed=phase_seed(config, phase),
                            lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
-                           oracle=mode == "weighted" and ft.weight == "oracle")
+                           oracle=mode == "weighted" and ft.weight == "oracle", shard=shard)
     if mode == "weighted":  # the weight is made here, once, from the stored map A
         return ds.map(lambda x, y, a: (x, y, loss_weights(a, ft)))
     if mode == "pairs":
@@ -199,20 +265,23 @@ def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
 
 
 def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: bool,
-               val) -> list:
+               val, backup_dir: Path, distribution: distribute.Distribution,
+               evaluator: Denoiser | None) -> list:
     monitor = "val_loss" if val is not None else "loss"
     previous = read_history(out / "history.csv").get(monitor)
     # A resumed run must not forget the best epoch before the interruption.
     best_so_far = float(np.nanmin(previous)) if previous and (out / "best.weights.h5").exists() \
         else np.inf
     best = WeightsCheckpoint(out / "best.weights.h5", monitor, best_so_far)
-    backup = ResumableBackup(str(out / "backup"), save_freq=config.train.backup_every_steps)
+    backup = ResumableBackup(str(backup_dir), save_freq=config.train.backup_every_steps,
+                             write=distribution.is_chief)
     panels = []
-    if config.train.image_panels and val is not None:
+    if config.train.image_panels and val is not None and distribution.is_chief:
         slices = panel_slices(dataset.make_dataset(records.pattern(source, "val"), config, False,
                                                 with_mask=with_mask), config.train.image_panels)
         panels = [ImagePanels(logs / "images", slices)]
-    return [backup, LearningRateLogger(),
+    validation = [LocalValidation(evaluator, val)] if evaluator is not None else []
+    return [backup, *validation, LearningRateLogger(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(logs)), best,
             WeightsCheckpoint(out / "last.weights.h5"),
@@ -227,13 +296,6 @@ def _copy_weights(source: keras.Model, target: keras.Model) -> None:
         raise LdctError(f"the pretrain network does not match the [model] section now in the "
                         f"config ({exc}); finetune with the [model] settings used for pretrain"
                         ) from None
-
-
-def _strategy(name: str):
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()  # the default (no-op) strategy
 
 
 @contextlib.contextmanager

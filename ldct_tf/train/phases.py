@@ -17,7 +17,7 @@ import sys
 
 from ldct_tf import cli
 from ldct_tf.config import FINETUNE_VARIANTS
-from ldct_tf.errors import run_cli
+from ldct_tf.errors import LdctError, run_cli
 
 PHASES = ("classifier", "observer", "pretrain", *FINETUNE_VARIANTS)
 
@@ -31,6 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     config, workdir = cli.resolve(args)
     if args.phase in FINETUNE_VARIANTS:  # the phase names the variant, whatever the config says
         config = config.replace(finetune=config.finetune.as_variant(args.phase))
+    from ldct_tf.train import distribute
+
+    if args.phase in ("classifier", "observer"):
+        if config.train.strategy == "multiworker" or (config.train.strategy == "auto"
+                                                      and distribute.cluster_workers() > 1):
+            raise LdctError(f"the {args.phase} trains on one machine (minutes, not hours); run "
+                            f"`python -m ldct_tf.train --phase {args.phase}` without TF_CONFIG "
+                            f"and start only the denoiser phases on every worker")
+    else:  # first: a multi-worker strategy must exist before TensorFlow starts
+        distribute.strategy_for(config.train.strategy)
     if args.phase == "classifier":
         from ldct_tf.train import classifier as classifier_training
 
