@@ -179,12 +179,12 @@ def read_history(csv_path: Path) -> dict[str, list[float]]:
 
 
 class LocalValidation(keras.callbacks.Callback):
-    """Validation outside ``fit``, on this worker alone, into the epoch logs (``val_loss``,
-    ``val_psnr``, ``val_ssim``): what multi-worker training uses instead of ``validation_data``.
-    Every worker copies its (synchronised, so identical) network weights into ``evaluator``, a
-    `Denoiser` of the same form made outside the strategy, and evaluates the whole validation
-    set; no worker waits on another, and uneven whole-slice batches cannot leave a worker with
-    an empty one.
+    """Validation outside ``fit``, on this worker alone, into the epoch logs (``val_`` and each
+    metric: ``val_loss``, ``val_psnr``, ...): what multi-worker training uses instead of
+    ``validation_data``. Every worker copies its (synchronised, so identical) weights into
+    ``evaluator``, a compiled model of the same form made outside the strategy, and evaluates the
+    whole validation set; no worker waits on another, uneven last batches cannot leave a worker
+    with an empty one, and every worker sees the same values (early stopping stops all at once).
     Must come before the loggers and checkpoints in the callback list."""
 
     def __init__(self, evaluator: keras.Model, data):
@@ -192,7 +192,7 @@ class LocalValidation(keras.callbacks.Callback):
         self.evaluator, self.data = evaluator, data
 
     def on_epoch_end(self, epoch, logs=None):
-        self.evaluator.network.set_weights(self.model.network.get_weights())
+        self.evaluator.set_weights(self.model.get_weights())
         results = self.evaluator.evaluate(self.data, verbose=0, return_dict=True)
         if logs is not None:
             logs.update({f"val_{key}": float(value) for key, value in results.items()})

@@ -35,6 +35,8 @@ from ldct_tf.evaluate import metrics
 from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import build_classifier
+from ldct_tf.train import distribute
+from ldct_tf.train.callbacks import LocalValidation
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import METRICS_FILE, MODEL_FILE, Workdir
@@ -79,8 +81,19 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     ``classifier.learning_rate``. TensorBoard logs go to
     ``<workdir>/logs/<out.name>``.
     """
-    cfg = config.classifier
+    distribution = distribute.strategy_for(config.train.strategy)  # before TensorFlow starts
     workdir = Path(workdir)
+    with distribute.output_dirs(distribution, out, Workdir(workdir).logs(out.name)) as (o, logs):
+        return _train(config, workdir, o, logs, distribution, seed=seed, epochs=epochs,
+                      use_ldct=use_ldct, lesions=lesions, extra=extra,
+                      ndct_warmup_epochs=ndct_warmup_epochs, learning_rate=learning_rate)
+
+
+def _train(config: Config, workdir: Path, out: Path, logs: Path,
+           distribution: distribute.Distribution, *, seed: int, epochs: int, use_ldct: bool,
+           lesions: LesionConfig | None, extra: dict | None, ndct_warmup_epochs: int,
+           learning_rate: float | None) -> dict:
+    cfg = config.classifier
     out.mkdir(parents=True, exist_ok=True)
     cli.save_config(config, workdir, out)
     rec = Workdir(workdir).records
@@ -88,12 +101,19 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     if not sizes["train"]:
         raise LdctError(f"the train split of {rec} is empty; prepare more series")
     keras.utils.set_random_seed(seed)
+    # Under several workers every one reads all patches and keeps its part of each global batch
+    # (the batches of one process); validation runs on each worker outside `fit`.
+    global_batch = cfg.batch_size * distribution.replicas
 
     def patches(split, key, training):
-        return dataset.make_lesion_patches(
+        ds = dataset.make_lesion_patches(
             records.pattern(rec, split), key, cfg.patch_size,
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
-            cfg.batch_size, seed=seed + (0 if training else 7), insert_lesions=lesions)
+            global_batch if training else cfg.batch_size, seed=seed + (0 if training else 7),
+            insert_lesions=lesions)
+        if training and distribution.multiworker:
+            ds = distribute.with_shard_policy(ds, "DATA")
+        return ds
 
     ndct_only = train = patches("train", F.NDCT, True)
     if use_ldct:
@@ -110,17 +130,21 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
             warnings.catch_warnings():
         # Keras warns at the end of every epoch of a tf.data input of unknown length.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model = build_classifier(cfg.filters)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
-                      loss="binary_crossentropy",
-                      metrics=[keras.metrics.AUC(name="auc"),
-                               keras.metrics.BinaryAccuracy(name="accuracy")])
-        board = keras.callbacks.TensorBoard(str(Workdir(workdir).logs(out.name)))
+        with distribution.strategy.scope():
+            model = _compiled(cfg, learning_rate)
+        distribute.adapt_for_multiworker(model, distribution)
+        fit_val, validation = val, []
+        if distribution.multiworker and val is not None:
+            fit_val, validation = None, [LocalValidation(_compiled(cfg, learning_rate), val)]
+        board = keras.callbacks.TensorBoard(str(logs))
+        verbose = 2 if distribution.is_chief else 0
         if warmup:
-            model.fit(ndct_only, validation_data=val, epochs=warmup, verbose=2, shuffle=False,
-                      callbacks=[board, keras.callbacks.TerminateOnNaN()])
-        history = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=warmup,
-                            verbose=2, shuffle=False, callbacks=[
+            model.fit(ndct_only, validation_data=fit_val, epochs=warmup, verbose=verbose,
+                      shuffle=False,
+                      callbacks=[*validation, board, keras.callbacks.TerminateOnNaN()])
+        history = model.fit(train, validation_data=fit_val, epochs=epochs, initial_epoch=warmup,
+                            verbose=verbose, shuffle=False, callbacks=[
+                                *validation,
                                 keras.callbacks.ModelCheckpoint(
                                     str(out / MODEL_FILE), monitor=monitor, mode="min",
                                     save_best_only=True),
@@ -137,11 +161,24 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
                   best_epoch=warmup + int(np.argmin(history.history[monitor])) + 1,
                   checkpoint_metric=monitor, patch_size=cfg.patch_size,
                   trained_on_ldct=use_ldct, inserted_lesions=lesions is not None, **(extra or {}))
+    if distribution.multiworker:
+        result["workers"] = distribution.workers
     (out / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{out.name}: test AUC NDCT {result['test_auc_ndct']}, LDCT {result['test_auc_ldct']} "
-          f"(patch task, {result['test_patches']} patches); threshold {result['threshold']}; "
-          f"model {out / MODEL_FILE}")
+    if distribution.is_chief:
+        print(f"{out.name}: test AUC NDCT {result['test_auc_ndct']}, LDCT "
+              f"{result['test_auc_ldct']} (patch task, {result['test_patches']} patches); "
+              f"threshold {result['threshold']}; model {out / MODEL_FILE}")
     return result
+
+
+def _compiled(cfg, learning_rate: float | None) -> keras.Model:
+    """A compiled classifier (under whatever strategy scope is active)."""
+    model = build_classifier(cfg.filters)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
+                  loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc"),
+                           keras.metrics.BinaryAccuracy(name="accuracy")])
+    return model
 
 
 def _scores(model, batches) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import sys
 
 from ldct_tf import cli
 from ldct_tf.config import FINETUNE_VARIANTS
-from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.errors import run_cli
 
 PHASES = ("classifier", "observer", "pretrain", *FINETUNE_VARIANTS)
 
@@ -33,14 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config.replace(finetune=config.finetune.as_variant(args.phase))
     from ldct_tf.train import distribute
 
-    if args.phase in ("classifier", "observer"):
-        if config.train.strategy == "multiworker" or (config.train.strategy == "auto"
-                                                      and distribute.cluster_workers() > 1):
-            raise LdctError(f"the {args.phase} trains on one machine (minutes, not hours); run "
-                            f"`python -m ldct_tf.train --phase {args.phase}` without TF_CONFIG "
-                            f"and start only the denoiser phases on every worker")
-    else:  # first: a multi-worker strategy must exist before TensorFlow starts
-        distribute.strategy_for(config.train.strategy)
+    distribute.strategy_for(config.train.strategy)  # first: before TensorFlow starts
     if args.phase == "classifier":
         from ldct_tf.train import classifier as classifier_training
 

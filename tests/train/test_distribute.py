@@ -142,15 +142,3 @@ def test_a_multiworker_strategy_made_after_tensorflow_started_is_one_line():
         "except LdctError as e:\n    print('LdctError:', e)\n", tf_config(2))
     assert "LdctError: a multi-worker strategy must be made before TensorFlow starts" \
         in result.stdout, result.stderr[-2000:]
-
-
-def test_the_classifier_refuses_a_cluster_before_it_starts_one(tiny_run):
-    """Under a multi-worker TF_CONFIG the classifier phase stops at once with one line (it would
-    otherwise wait for peers that never come)."""
-    _, workdir = tiny_run
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "classifier",
-                             "--workdir", str(workdir)], capture_output=True, text=True,
-                            env={**os.environ, **tf_config(2)}, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert lines == [lines[-1]] and "without TF_CONFIG" in lines[0]
