@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -75,27 +74,17 @@ def worker(args) -> None:
         "replicas": distribution.replicas, "task": distribution.task}))
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def launch(workers: int, args, folder: Path) -> dict:
     """Run ``workers`` processes (1: no TF_CONFIG); the chief's timing."""
-    ports = free_ports(workers)
+    from ldct_tf.train.distribute import local_cluster
+
+    configs = local_cluster(workers)
     procs = []
     for index in range(workers):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("TF_CONFIG", None)
         if workers > 1:
-            env["TF_CONFIG"] = json.dumps({
-                "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                "task": {"type": "worker", "index": index}})
+            env["TF_CONFIG"] = configs[index]
         result = folder / f"{workers}-{index}.json"
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--worker", "--result", str(result),

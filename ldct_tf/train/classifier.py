@@ -127,7 +127,9 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
         log.warning("warning: the val split is empty; the checkpoint is chosen on training loss")
     started = time.time()
     with policy_scope("float32"), dataset.naming_corrupt_shards(records.pattern(rec, "*")), \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), distribute.peer_failures(
+                distribution, f"start every worker again with the same TF_CONFIG to train "
+                              f"{out.name if distribution.is_chief else 'this phase'} anew"):
         # Keras warns at the end of every epoch of a tf.data input of unknown length.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         with distribution.strategy.scope():

@@ -135,7 +135,9 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
         callbacks = _callbacks(config, out, logs, source, with_mask, val, backup_dir,
                                distribution, evaluator)
         with dataset.naming_corrupt_shards(records.pattern(source, "*")), \
-                warnings.catch_warnings(), _peer_failures(distribution, backup_dir):
+                warnings.catch_warnings(), distribute.peer_failures(
+                    distribution, f"start every worker again with the same TF_CONFIG to "
+                                  f"resume from the backup in {backup_dir}"):
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train, validation_data=None if evaluator else val,
                       epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
@@ -170,22 +172,6 @@ def _denoiser(config: Config, loss_mode: str, pretrained, steps: int, phase: str
     patch = config.input.patch_size
     model(tf.zeros((1, patch, patch, 1)))  # built before BackupAndRestore loads
     return model
-
-
-@contextlib.contextmanager
-def _peer_failures(distribution: distribute.Distribution, backup_dir: Path):
-    """Under several workers, a lost peer ends this worker with one line saying how to resume."""
-    if not distribution.multiworker:
-        yield
-        return
-    try:
-        yield
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-            tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as exc:
-        raise LdctError(f"{distribution.task}: a worker of the cluster stopped "
-                        f"({distribute.failure_reason(exc)}); start "
-                        f"every worker again with the same TF_CONFIG to resume from the backup "
-                        f"in {backup_dir}") from None
 
 
 def _records_dir(workdir: Path, needs_mask: bool) -> Path:

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -123,6 +124,20 @@ def _multiworker() -> Distribution:
     return Distribution(strategy, "multiworker", workers, f"{task_type} {task_id}", chief)
 
 
+def local_cluster(workers: int) -> list[str]:
+    """``TF_CONFIG`` values for ``workers`` worker processes on this machine (127.0.0.1, ports
+    free now), index 0 first: what the tests and `benchmarks/multiworker.py` start."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": {"worker": addresses},
+                        "task": {"type": "worker", "index": index}})
+            for index in range(workers)]
+
+
 def shard_policy(choice: str, num_shards: int, workers: int) -> str:
     """The `tf.data.experimental.AutoShardPolicy` name for ``[train] input_sharding``: "OFF" for
     one worker; "auto" is "FILE" when every worker gets at least one shard of its own, else
@@ -173,6 +188,21 @@ def output_dirs(distribution: Distribution, *dirs: Path) -> Iterator[tuple[Path,
         yield tuple(scratch / f"{i}-{d.name}" for i, d in enumerate(dirs))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def peer_failures(distribution: Distribution, resume: str):
+    """Under several workers, a lost peer ends this worker with one line that names it and says
+    how to go on (``resume``)."""
+    if not distribution.multiworker:
+        yield
+        return
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as exc:
+        raise LdctError(f"{distribution.task}: a worker of the cluster stopped "
+                        f"({failure_reason(exc)}); {resume}") from None
 
 
 def failure_reason(exc: Exception) -> str:

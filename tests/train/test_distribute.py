@@ -142,3 +142,27 @@ def test_a_multiworker_strategy_made_after_tensorflow_started_is_one_line():
         "except LdctError as e:\n    print('LdctError:', e)\n", tf_config(2))
     assert "LdctError: a multi-worker strategy must be made before TensorFlow starts" \
         in result.stdout, result.stderr[-2000:]
+
+
+def test_local_cluster_gives_each_worker_its_place_in_one_cluster():
+    configs = [json.loads(c) for c in distribute.local_cluster(3)]
+    addresses = configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert all(c["cluster"] == configs[0]["cluster"] for c in configs)
+    assert distribute.cluster_workers({"TF_CONFIG": json.dumps(configs[2])}) == 3
+
+
+def test_a_lost_peer_is_one_line_under_several_workers_only():
+    import tensorflow as tf
+
+    lost = tf.errors.UnavailableError(None, None, "The following tasks are unhealthy (stopped "
+                                      "sending heartbeats):\n/job:worker/replica:0/task:1\n")
+    worker = distribute.Distribution(None, "multiworker", 2, "worker 0", True)
+    with pytest.raises(LdctError, match=r"^worker 0: a worker of the cluster stopped "
+                       r"\(/job:worker/replica:0/task:1 stopped sending heartbeats\); go on"):
+        with distribute.peer_failures(worker, "go on"):
+            raise lost
+    with pytest.raises(tf.errors.UnavailableError):  # one process: not a cluster's failure
+        with distribute.peer_failures(distribute.Distribution(None, "default"), "go on"):
+            raise lost

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
+from ldct_tf.train.distribute import local_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +37,6 @@ def fresh_workdir(source: Path, target: Path) -> Path:
     return target
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def train_command(workdir: Path, *overrides: str, phase: str = "pretrain") -> list[str]:
     command = [sys.executable, "-m", "ldct_tf.train", "--phase", phase, "--workdir",
                str(workdir), "--config", str(workdir / "config.toml"),
@@ -55,16 +46,14 @@ def train_command(workdir: Path, *overrides: str, phase: str = "pretrain") -> li
     return command
 
 
-def start_workers(workdir: Path, ports: list[int], scratch: Path, *overrides: str,
+def start_workers(workdir: Path, configs: list[str], scratch: Path, *overrides: str,
                   phase: str = "pretrain") -> list[subprocess.Popen]:
-    """One process per port, each with its TF_CONFIG; ``TMPDIR`` in ``scratch`` so that the
+    """One process per ``TF_CONFIG`` of ``configs``; ``TMPDIR`` in ``scratch`` so that the
     non-chief's temporary folders can be seen (and seen gone)."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     procs = []
-    for index in range(len(ports)):
+    for index, tf_config in enumerate(configs):
         env = dict(os.environ, TMPDIR=str(scratch), TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
+                   TF_CONFIG=tf_config)
         log = open(scratch / f"worker{index}.log", "a")
         procs.append(subprocess.Popen(train_command(workdir, *overrides, phase=phase), env=env, stdout=log,
                                       stderr=subprocess.STDOUT, text=True))
@@ -109,7 +98,7 @@ def test_two_workers_train_the_weights_of_one_process(records_dir, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     common = ("pretrain.epochs=2", "train.input_sharding=\"data\"")
-    procs = start_workers(multi, free_ports(2), scratch, *common, "input.batch_size=4")
+    procs = start_workers(multi, local_cluster(2), scratch, *common, "input.batch_size=4")
     codes = finish(procs)
     assert codes == [0, 0], logs_of(scratch)
     one = subprocess.run(train_command(single, *common, "input.batch_size=8"),
@@ -146,9 +135,9 @@ def test_a_killed_worker_resumes_from_the_chiefs_backup(records_dir, tmp_path):
     workdir = fresh_workdir(records_dir, tmp_path / "w")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    ports = free_ports(2)
+    configs = local_cluster(2)
     long = ("train.backup_every_steps=1", "input.patches_per_slice=8", "pretrain.epochs=200")
-    procs = start_workers(workdir, ports, scratch, *long)
+    procs = start_workers(workdir, configs, scratch, *long)
     metadata = workdir / "denoiser" / "pretrain" / "backup" / "training_metadata.json"
     deadline = time.time() + WAIT_S
     while time.time() < deadline and all(p.poll() is None for p in procs):
@@ -168,7 +157,7 @@ def test_a_killed_worker_resumes_from_the_chiefs_backup(records_dir, tmp_path):
     stopped_at = json.loads(metadata.read_text())["epoch"]
     assert 2 <= stopped_at < 200
 
-    procs = start_workers(workdir, ports, scratch, *long[:2],
+    procs = start_workers(workdir, configs, scratch, *long[:2],
                           f"pretrain.epochs={stopped_at + 2}")
     assert finish(procs) == [0, 0], logs_of(scratch)
     chief_log = (scratch / "worker0.log").read_text()
@@ -189,7 +178,7 @@ def test_two_workers_train_the_classifier_and_only_the_chief_writes(records_dir,
     workdir = fresh_workdir(records_dir, tmp_path / "w")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    procs = start_workers(workdir, free_ports(2), scratch, phase="classifier")
+    procs = start_workers(workdir, local_cluster(2), scratch, phase="classifier")
     assert finish(procs) == [0, 0], logs_of(scratch)
     metrics = json.loads((workdir / "classifier" / "metrics.json").read_text())
     assert metrics["workers"] == 2 and metrics["epochs_run"] == 2
