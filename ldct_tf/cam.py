@@ -42,6 +42,7 @@ from ldct_tf import cli, records
 from ldct_tf.records import schema as F
 from ldct_tf.train.classifier import load_classifier
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
+from ldct_tf.ct.lesions import lesion_bins
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
 from ldct_tf.tf_import import import_tensorflow
@@ -235,7 +236,8 @@ def run(config: Config, workdir: Path) -> dict:
                 shard, visualizer, layer, config.cam)
             quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
                                     scale, shown)
-        per_split[split] = _split_quality(quality)
+        ranges = config.lesion_test if split == "test" else config.lesion
+        per_split[split] = _split_quality(quality, ranges)
     for name in (STATS_FILE, QUARANTINE_FILE):
         shutil.copy(source / name, target / name)
     records.write_schema(target, config.data.compression, with_mask=True)
@@ -346,21 +348,39 @@ def _slice_quality(stored: np.ndarray, raw: np.ndarray, hu: np.ndarray, g: dict)
     maximum the clipping of "global" and the uint8 rounding do not turn into ties."""
     where = (g["row"], g["col"], g["radius_px"])
     return {"ratio": lesion_to_body_ratio(stored, hu, *where),
-            "mass": mass_within(stored, *where), "peak": peak_within(raw, *where)}
+            "mass": mass_within(stored, *where), "peak": peak_within(raw, *where),
+            "diameter_mm": g["diameter_mm"], "contrast_hu": abs(g["contrast_hu"])}
 
 
-def _split_quality(quality: list[dict]) -> dict:
-    """One split's summary of `_slice_quality` over its lesion-present slices."""
+def _mean(values) -> float | None:
+    return round(float(np.mean(values)), 3) if len(values) else None
+
+
+def _split_quality(quality: list[dict], ranges) -> dict:
+    """One split's summary of `_slice_quality` over its lesion-present slices, overall and per
+    lesion size and contrast bin (`lesion_bins` of the split's lesion ranges, ``ranges``: the
+    `[lesion_test]` section for test, `[lesion]` for train and val)."""
     ratios = [q["ratio"] for q in quality if q["ratio"] is not None]
-
-    def mean(values):
-        return round(float(np.mean(values)), 3) if len(values) else None
-
     return {"lesion_present_slices": len(quality),
-            "lesion_to_body_ratio_mean": mean(ratios),
+            "lesion_to_body_ratio_mean": _mean(ratios),
             "lesion_to_body_ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
-            "mass_within_1_5R": mean([q["mass"] for q in quality]),
-            "peak_within_1_5R": mean([q["peak"] for q in quality])}
+            "mass_within_1_5R": _mean([q["mass"] for q in quality]),
+            "peak_within_1_5R": _mean([q["peak"] for q in quality]),
+            "bins": _bin_quality(quality, ranges)}
+
+
+def _bin_quality(quality: list[dict], ranges) -> list[dict]:
+    """`mass_within_1_5R` and `peak_within_1_5R` per lesion size x contrast bin."""
+    found = lesion_bins([q["diameter_mm"] for q in quality], [q["contrast_hu"] for q in quality],
+                        ranges.diameter_mm, ranges.contrast_hu)
+    out = []
+    for (size, contrast), members in found.items():
+        chosen = [quality[i] for i in members]
+        out.append({"diameter_mm": list(size), "contrast_hu": list(contrast),
+                    "lesion_present_slices": len(chosen),
+                    "mass_within_1_5R": _mean([q["mass"] for q in chosen]),
+                    "peak_within_1_5R": _mean([q["peak"] for q in chosen])})
+    return out
 
 
 def _examples(shard: Path, compression: str) -> Iterator[tuple]:
@@ -393,9 +413,12 @@ def _keep_for_figure(shown: list, shard_name: str, hu, mask, g: dict) -> None:
 
 def _geometry(example) -> dict:
     f = example.features.feature
+    radius_px = f[F.LESION_RADIUS_PX].float_list.value[0]
+    spacing_mm = float(np.mean(f[F.PIXEL_SPACING_MM].float_list.value))
     return {"label": f[F.LABEL].int64_list.value[0], "row": f[F.LESION_ROW].float_list.value[0],
-            "col": f[F.LESION_COL].float_list.value[0],
-            "radius_px": f[F.LESION_RADIUS_PX].float_list.value[0]}
+            "col": f[F.LESION_COL].float_list.value[0], "radius_px": radius_px,
+            "diameter_mm": 2.0 * radius_px * spacing_mm,
+            "contrast_hu": f[F.LESION_CONTRAST_HU].float_list.value[0]}
 
 
 def _figure(shown: list, path: Path) -> Path | None:

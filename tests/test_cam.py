@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from ldct_tf import cam, records
 from ldct_tf.records import dataset, schema as F
-from ldct_tf.config import CamConfig
+from ldct_tf.config import CamConfig, TestLesionConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
 from ldct_tf.workdir import Workdir
@@ -129,6 +129,32 @@ def test_peak_within_by_hand():
     assert not cam.peak_within(np.zeros((5, 5)), 0, 0, 1.0)  # an all-zero map finds nothing
 
 
+def test_quality_per_size_and_contrast_bin_by_hand():
+    # four hand-made 21x21 maps, one per bin of [5, 9] mm x [20, 40] HU (1 mm pixels, so the
+    # radius in pixels is half the diameter in mm): a point of mass 1 at the lesion centre and
+    # mass m elsewhere gives mass within 1 / (1 + m) and a peak at the lesion when 1 > m
+    quality = []
+    for diameter, contrast, away in ((6.0, -25.0, 0.0), (6.0, 35.0, 1.0), (8.0, 22.0, 3.0),
+                                     (8.0, -38.0, 0.5)):
+        mask = np.zeros((21, 21))
+        mask[10, 10], mask[0, 0] = 1.0, away
+        g = {"row": 10.0, "col": 10.0, "radius_px": diameter / 2.0, "diameter_mm": diameter,
+             "contrast_hu": contrast}
+        quality.append(cam._slice_quality(mask, mask, np.zeros((21, 21)), g))
+    ranges = dataclasses.replace(TestLesionConfig(), diameter_mm=(5.0, 9.0),
+                                 contrast_hu=(20.0, 40.0))
+    summary = cam._split_quality(quality, ranges)
+    assert summary["mass_within_1_5R"] == pytest.approx(np.mean([1, 1 / 2, 1 / 4, 1 / 1.5]),
+                                                        abs=1e-3)
+    bins = {(tuple(b["diameter_mm"]), tuple(b["contrast_hu"])): b for b in summary["bins"]}
+    expected = {((5.0, 7.0), (20.0, 30.0)): (1.0, 1.0), ((5.0, 7.0), (30.0, 40.0)): (0.5, 0.0),
+                ((7.0, 9.0), (20.0, 30.0)): (0.25, 0.0), ((7.0, 9.0), (30.0, 40.0)): (0.667, 1.0)}
+    for key, (mass, peak) in expected.items():
+        assert bins[key]["lesion_present_slices"] == 1
+        assert bins[key]["mass_within_1_5R"] == pytest.approx(mass, abs=1e-3)
+        assert bins[key]["peak_within_1_5R"] == peak  # a tie (m = 1) is not a peak at the lesion
+
+
 @pytest.fixture(scope="module")
 def separable_classifier():
     return train_on_separable_set()
@@ -174,6 +200,8 @@ def test_records_with_mask_round_trip(masked_tiny):
         if split["lesion_present_slices"]:
             assert 0.0 <= split["mass_within_1_5R"] <= 1.0
             assert 0.0 <= split["peak_within_1_5R"] <= 1.0
+            assert sum(b["lesion_present_slices"] for b in split["bins"]) == \
+                split["lesion_present_slices"]
     assert (workdir / "cam" / "figures" / "maps.png").stat().st_size > 1000
     schema = json.loads((Workdir(workdir).records_with_mask / "schema.json").read_text())
     assert F.MASK in schema["features"]

@@ -157,3 +157,37 @@ def _check_range(name: str, value: tuple[float, float], positive: bool) -> None:
     if not low <= high or (positive and not low > 0) or (not positive and low < 0):
         bound = "0 < low <= high" if positive else "0 <= low <= high"
         raise ValueError(f"{name} must be (low, high) with {bound}, got {value}")
+
+
+DEFAULT_BINS = 2  # bins per axis of the contrast-detail results: 2 sizes x 2 contrasts
+
+
+def bin_index(values, low: float, high: float, n: int = DEFAULT_BINS) -> np.ndarray:
+    """Bin of each value among ``n`` equal-width bins over [low, high], edges
+    ``low + k (high - low) / n``; a value on an inner edge goes to the upper bin, ``high`` itself
+    to the last one, and values outside the range to the nearest end bin (an empty range: bin 0)."""
+    values = np.asarray(values, np.float64)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not high > low:
+        return np.zeros(values.shape, np.int64)
+    return np.clip(np.floor((values - low) / (high - low) * n), 0, n - 1).astype(np.int64)
+
+
+def lesion_bins(diameter_mm, contrast_hu, diameter_range: tuple[float, float],
+                contrast_range: tuple[float, float], n: int = DEFAULT_BINS
+                ) -> dict[tuple[tuple[float, float], tuple[float, float]], list[int]]:
+    """The contrast-detail bins: ``{((d_lo, d_hi), (c_lo, c_hi)): [indices]}`` of ``n`` x ``n``
+    equal-width bins of diameter (mm) and contrast magnitude (HU, the sign ignored) over the
+    configured ranges (`bin_index`), every bin present (possibly empty), sizes major. An axis whose
+    range is one value (low = high) has one bin."""
+    n_d = n if diameter_range[1] > diameter_range[0] else 1
+    n_c = n if contrast_range[1] > contrast_range[0] else 1
+    size = bin_index(diameter_mm, *diameter_range, n_d)
+    contrast = bin_index(np.abs(np.asarray(contrast_hu, np.float64)), *contrast_range, n_c)
+    d_edges = np.linspace(*diameter_range, n_d + 1)
+    c_edges = np.linspace(*contrast_range, n_c + 1)
+    return {((round(float(d_edges[i]), 3), round(float(d_edges[i + 1]), 3)),
+             (round(float(c_edges[j]), 3), round(float(c_edges[j + 1]), 3))):
+            [k for k in range(len(size)) if size[k] == i and contrast[k] == j]
+            for i in range(n_d) for j in range(n_c)}

@@ -95,3 +95,31 @@ def test_no_soft_tissue_is_a_clear_error():
 def test_bad_lesion_settings_name_the_parameter(phantom, kwargs, match):
     with pytest.raises(ValueError, match=match):
         lesions.sample_lesion(phantom, SPACING, 0, **kwargs)
+
+
+def test_bin_index_follows_the_edge_formula():
+    # 2 bins over [5, 9] mm: edges 5, 7, 9; an inner edge belongs to the upper bin, 9 to the last
+    values = [5.0, 6.99, 7.0, 8.5, 9.0, 4.0, 10.0]
+    assert lesions.bin_index(values, 5.0, 9.0, 2).tolist() == [0, 0, 1, 1, 1, 0, 1]
+    # 4 bins over [20, 40] HU: width 5
+    for value in np.linspace(20.0, 39.9, 37):
+        assert lesions.bin_index([value], 20.0, 40.0, 4)[0] == int((value - 20.0) // 5.0)
+    assert lesions.bin_index([3.0, 8.0], 5.0, 5.0, 2).tolist() == [0, 0]  # one fixed size
+
+
+def test_lesion_bins_cover_every_lesion_once_by_magnitude():
+    diameters = [5.5, 8.0, 6.0, 8.9, 7.0]
+    contrasts = [-25.0, 35.0, 31.0, -21.0, -40.0]  # the sign does not matter
+    bins = lesions.lesion_bins(diameters, contrasts, (5.0, 9.0), (20.0, 40.0))
+    assert list(bins) == [((5.0, 7.0), (20.0, 30.0)), ((5.0, 7.0), (30.0, 40.0)),
+                          ((7.0, 9.0), (20.0, 30.0)), ((7.0, 9.0), (30.0, 40.0))]
+    assert bins[((5.0, 7.0), (20.0, 30.0))] == [0]
+    assert bins[((5.0, 7.0), (30.0, 40.0))] == [2]
+    assert bins[((7.0, 9.0), (20.0, 30.0))] == [3]
+    assert bins[((7.0, 9.0), (30.0, 40.0))] == [1, 4]
+    assert sorted(i for members in bins.values() for i in members) == list(range(5))
+
+
+def test_lesion_bins_of_a_fixed_size_have_one_size_bin():
+    bins = lesions.lesion_bins([6.0, 6.0], [25.0, -35.0], (6.0, 6.0), (20.0, 40.0))
+    assert bins == {((6.0, 6.0), (20.0, 30.0)): [0], ((6.0, 6.0), (30.0, 40.0)): [1]}
