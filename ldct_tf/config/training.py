@@ -222,6 +222,8 @@ class FinetuneConfig:
     weight_form: "boost" (``w = 1 + boost * A^gamma``: every pixel keeps weight 1, what the map
       marks gains up to ``boost``) or "floor" (``w = weight_floor + (1 - weight_floor) * A``).
     boost, gamma: of the boost form (gamma > 1 keeps only what the map is sure of).
+    threshold: the map is sharpened first, ``A <- max(A - threshold, 0) / (1 - threshold)``
+      (`ldct_tf.models.losses.sharpen`; relative to cam's global scale): 0 keeps it as it is.
     weight_floor: of the floor form.
     lesion_patch_fraction: share of finetune training patches placed on the lesion (or on the sham
       lesion of an absent slice); the control uses the same patches.
@@ -237,6 +239,7 @@ class FinetuneConfig:
     weight_form: str = "boost"
     boost: float = 1000.0
     gamma: float = 1.0
+    threshold: float = 0.0
     weight_floor: float = 0.2
     lesion_patch_fraction: float = 0.75
     epochs: int = 6
@@ -258,6 +261,8 @@ class FinetuneConfig:
             fail(s, "boost", f"must be a finite number >= 0, got {self.boost}")
         if not (math.isfinite(self.gamma) and self.gamma > 0):
             fail(s, "gamma", f"must be a finite number > 0, got {self.gamma}")
+        if not 0 <= self.threshold < 1:
+            fail(s, "threshold", f"must be in [0, 1), got {self.threshold}")
         if not 0 <= self.lesion_patch_fraction <= 1:
             fail(s, "lesion_patch_fraction",
                   f"must be in [0, 1], got {self.lesion_patch_fraction}")

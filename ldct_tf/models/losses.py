@@ -20,9 +20,23 @@ def mse(y_true, y_pred):
     return tf.reduce_mean(tf.square(diff))
 
 
+def sharpen(activation_map, threshold: float = 0.0):
+    """``max(A - t, 0) / (1 - t)``: the map above a threshold ``t`` in [0, 1), rescaled to [0, 1].
+    With the "global" maps of `ldct_tf.cam`, ``t`` is relative to the one global scale, so a faint
+    false positive below ``t`` drops out everywhere while the lesion's peak keeps its value's
+    order; ``t = 0`` returns A."""
+    a = tf.cast(activation_map, tf.float32)
+    if threshold == 0:
+        return a
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    return tf.maximum(a - threshold, 0.0) / (1.0 - threshold)
+
+
 def map_weights(activation_map, form: str = "boost", *, boost: float = 1000.0,
-                gamma: float = 1.0, floor: float = 0.2):
-    """Pixel weights from the activation map A in [0, 1], applied once, by the input pipeline.
+                gamma: float = 1.0, floor: float = 0.2, threshold: float = 0.0):
+    """Pixel weights from the activation map A in [0, 1], applied once, by the input pipeline;
+    A is first `sharpen`ed by ``threshold`` (0: as it is).
 
     - ``"boost"``: ``w = 1 + boost * A^gamma``. Every pixel keeps weight 1 (noise is still
       removed everywhere); what the classifier marks counts up to ``1 + boost`` times more. With
@@ -30,7 +44,7 @@ def map_weights(activation_map, form: str = "boost", *, boost: float = 1000.0,
       then carries a useful share of the loss (with the floor form at 0.2 it carried under 1 %).
     - ``"floor"``: ``w = floor + (1 - floor) * A`` (the first form tried; kept for comparison).
     """
-    a = tf.cast(activation_map, tf.float32)
+    a = sharpen(activation_map, threshold)
     if form == "boost":
         return 1.0 + boost * tf.pow(a, gamma)
     if form == "floor":

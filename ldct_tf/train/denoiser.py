@@ -210,7 +210,8 @@ def loss_weights(activation_map, finetune):
     if finetune.weight == "uniform":
         return tf.ones_like(activation_map)
     return losses.map_weights(activation_map, finetune.weight_form, boost=finetune.boost,
-                              gamma=finetune.gamma, floor=finetune.weight_floor)
+                              gamma=finetune.gamma, floor=finetune.weight_floor,
+                              threshold=finetune.threshold)
 
 
 def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch_size: int,

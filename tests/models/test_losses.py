@@ -15,3 +15,18 @@ def test_masked_mse_equals_the_formula(rng):
         np.mean((p - y) ** 2), rel=1e-5)
     # the scale of the weights does not matter (normalised by their sum)
     assert float(losses.masked_mse(y, p, 7 * w)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sharpen_keeps_what_lies_above_the_threshold():
+    a = np.array([0.0, 0.2, 0.4, 0.7, 1.0], np.float32)
+    np.testing.assert_allclose(losses.sharpen(a, 0.4).numpy(), [0, 0, 0, 0.5, 1.0], atol=1e-6)
+    np.testing.assert_allclose(losses.sharpen(a, 0.0).numpy(), a)
+    with pytest.raises(ValueError, match="threshold"):
+        losses.sharpen(a, 1.0)
+
+
+def test_map_weights_sharpen_before_the_boost():
+    a = np.array([0.1, 0.6, 1.0], np.float32)
+    w = losses.map_weights(a, "boost", boost=100.0, gamma=2.0, threshold=0.2).numpy()
+    expected = 1.0 + 100.0 * (np.maximum(a - 0.2, 0.0) / 0.8) ** 2
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
