@@ -73,7 +73,7 @@ def steps_for(config: Config) -> list[Step]:
     tuned = tuple(name for name in FINETUNE_VARIANTS if name in wanted)
     steps = [
         Step(name="prepare", module="ldct_tf.prepare.pipeline",
-             sections=("data", "scanner", "lesion", "lesion_test"),
+             sections=("data", "scanner", "lesion", "lesion_test", "lesion_variants"),
              done=lambda paths, _: (paths.records / STATS_FILE).exists()),
         Step(name="classifier", module="ldct_tf.train.classifier", sections=("classifier",),
              inputs=("prepare",), done=lambda paths, _: paths.classifier_model.exists()),

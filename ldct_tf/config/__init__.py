@@ -28,8 +28,8 @@ from ldct_tf.config.checks import (MAX_CONTRAST_HU, MAX_LEARNING_RATE, MAX_LESIO
                                    SPACING_RANGE_MM, ConfigError, fail)
 from ldct_tf.config.evaluation import EvaluateConfig, PipelineConfig
 from ldct_tf.config.imaging import (AUTO_SHARDS_MAX, FILTERS, PROFILES, SOURCES, SPLITS,
-                                    DataConfig, InputConfig, LesionConfig, ScannerConfig,
-                                    TestLesionConfig)
+                                    DataConfig, InputConfig, LesionConfig, LesionVariantsConfig,
+                                    ScannerConfig, TestLesionConfig)
 from ldct_tf.config.training import (ARCHITECTURES, CAM_METHODS, CAM_NORMALIZATIONS, FINETUNE_MODES,
                                      FINETUNE_VARIANTS, FINETUNE_WEIGHTS, LR_SCHEDULES, POLICIES,
                                      WEIGHT_FORMS, CamConfig, ClassifierConfig, FinetuneConfig,
@@ -40,7 +40,7 @@ __all__ = ["ARCHITECTURES", "AUTO_SHARDS_MAX", "CAM_METHODS", "CAM_NORMALIZATION
            "MAX_CONTRAST_HU", "MAX_LEARNING_RATE", "MAX_LESION_DIAMETER_MM", "POLICIES",
            "PROFILES", "SOURCES", "SPACING_RANGE_MM", "SPLITS", "WEIGHT_FORMS", "CamConfig",
            "ClassifierConfig", "Config", "ConfigError", "DataConfig", "EvaluateConfig",
-           "FinetuneConfig", "InputConfig", "LesionConfig", "ModelConfig", "ObserverConfig",
+           "FinetuneConfig", "InputConfig", "LesionConfig", "LesionVariantsConfig", "ModelConfig", "ObserverConfig",
            "PipelineConfig", "PretrainConfig", "ScannerConfig", "TestLesionConfig", "TrainConfig",
            "from_dict", "load_config", "to_toml", "write_resolved"]
 
@@ -53,6 +53,7 @@ class Config:
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     lesion: LesionConfig = field(default_factory=LesionConfig)
     lesion_test: TestLesionConfig = field(default_factory=TestLesionConfig)
+    lesion_variants: LesionVariantsConfig = field(default_factory=LesionVariantsConfig)
     input: InputConfig = field(default_factory=InputConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     observer: ObserverConfig = field(default_factory=ObserverConfig)

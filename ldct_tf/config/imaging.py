@@ -182,6 +182,30 @@ class TestLesionConfig(LesionConfig):
 
 
 @dataclass(frozen=True)
+class LesionVariantsConfig(LesionConfig):
+    """Extra lesion-present examples of every train slice (`prepare`), so that training (the
+    classifier, the maps and the fine-tune) sees lesions as faint as the observer study asks about
+    while `[lesion]` and the test split stay as they are. Each variant is the same anatomy with its
+    own lesion, at its own site, through the same physics (new noise), and gets its own map from
+    `cam`: map and lesion stay consistent. Val and test are untouched.
+
+    count: variants per train slice (0: none, the records are as without this section).
+    diameter_mm, contrast_hu, sign, profile: as in `[lesion]`.
+    """
+
+    SECTION: typing.ClassVar[str] = "lesion_variants"
+
+    diameter_mm: tuple[float, float] = (5.0, 9.0)
+    contrast_hu: tuple[float, float] = (20.0, 40.0)
+    count: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.count <= 8:
+            fail(self.SECTION, "count", f"must be in [0, 8], got {self.count}")
+
+
+@dataclass(frozen=True)
 class InputConfig:
     """The tf.data reader used for training (`ldct_tf.records.dataset.make_dataset`).
 

@@ -79,8 +79,8 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
             | "Units" >> beam.Create(units)
             | "Spread" >> beam.Reshuffle()
             | "MakeExamples" >> beam.ParDo(MakeExamples(config, salt, expected_examples(
-                units, config.lesion_test.pairs_per_slice), config.data.shards_per_split(
-                len(units)))))
+                units, config.lesion_test.pairs_per_slice, config.lesion_variants.count),
+                config.data.shards_per_split(len(units)))))
     examples = made | "Examples" >> beam.Filter(lambda item: item[0] != SKIPPED)
     n = config.data.shards_per_split(len(units))
     every_shard = [((split, shard), []) for split in SPLITS for shard in range(n)]

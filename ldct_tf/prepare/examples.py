@@ -11,7 +11,9 @@ with any number of workers.
 - paired-dicom: real NDCT/LDCT pairs; the lesion is added to both images.
 
 Train and val slices carry a lesion or not (balanced by `Unit.label_offset`); lesion-absent slices
-record the sham lesion (lesions from `[lesion]`). Test slices come as matched twins sharing a
+record the sham lesion (lesions from `[lesion]`). With `[lesion_variants]` ``count`` > 0, each train
+slice also gives that many lesion-present variants (lesions from that section, each at its own site
+with its own noise). Test slices come as matched twins sharing a
 ``pair_id``: the same slice with the lesion and without it at the same place (independent noise
 where the source is simulated), ``lesion_test.pairs_per_slice`` pairs per slice, each at its own
 site, with lesions from `[lesion_test]`: the observer study's task, tuned apart from training's.
@@ -33,6 +35,7 @@ from ldct_tf.prepare.plan import Unit, stable_int
 
 # Roles in the per-element seed, so the draws of one slice never share a random stream.
 _LESION, _NDCT, _LDCT = 1, 2, 3
+_VARIANT = 100  # the twin index (lesion site and noise) of the first `[lesion_variants]` example
 
 
 def unit_examples(unit: Unit, config: Config, salt: str | None = None
@@ -152,6 +155,12 @@ def _labelled(unit: Unit, config: Config, k: int, anatomy: np.ndarray, spacing, 
                                        **config.lesion.sample_kwargs())
         present = (k + unit.label_offset) % 2 == 0
         cases = [(1, lesion, 0, -1)] if present else [(0, lesion.sham(), 0, -1)]
+        if unit.split == "train":  # `[lesion_variants]`: extra lesions, each at its own site
+            cases += [(1, lesions.sample_lesion(anatomy, float(np.mean(spacing)),
+                                                slice_rng(config, series_key, k, _LESION,
+                                                          _VARIANT + v),
+                                                **config.lesion_variants.sample_kwargs()),
+                       _VARIANT + v, -1) for v in range(config.lesion_variants.count)]
     for label, case, twin, pair_id in cases:
         ndct, ldct = make_images(case, twin)
         yield ("example", unit.split, {

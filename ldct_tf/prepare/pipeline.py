@@ -73,7 +73,8 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     records.remove_shards(out)
     log.info("prepare: %d series -> %s; about %d examples (each test slice as %d lesion "
              "present/absent twin pair(s))", len(units), U.describe(units),
-             U.expected_examples(units, config.lesion_test.pairs_per_slice),
+             U.expected_examples(units, config.lesion_test.pairs_per_slice,
+                                 config.lesion_variants.count),
              config.lesion_test.pairs_per_slice)
     started = time.time()
     pipeline = None

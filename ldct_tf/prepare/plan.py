@@ -138,11 +138,13 @@ def expected_slices(units: Sequence[Unit]) -> int:
     return sum(per_unit[u.source](u) for u in units)
 
 
-def expected_examples(units: Sequence[Unit], pairs_per_slice: int = 1) -> int:
+def expected_examples(units: Sequence[Unit], pairs_per_slice: int = 1,
+                      train_variants: int = 0) -> int:
     """Examples the units will yield, about: each test slice gives ``pairs_per_slice`` matched
-    twin pairs (`[lesion_test]`), two examples each."""
-    return sum(expected_slices([u]) * (2 * pairs_per_slice if u.split == "test" else 1)
-               for u in units)
+    twin pairs (`[lesion_test]`), two examples each; each train slice 1 + ``train_variants``
+    (`[lesion_variants]`)."""
+    per_slice = {"test": 2 * pairs_per_slice, "train": 1 + train_variants}
+    return sum(expected_slices([u]) * per_slice.get(u.split, 1) for u in units)
 
 
 def describe(units: Sequence[Unit]) -> dict[str, int]:

@@ -223,6 +223,50 @@ def test_test_lesions_come_from_lesion_test_and_training_is_untouched():
                 assert 4.0 - 1e-6 <= diameter <= 6.0 + 1e-6
 
 
+def test_lesion_variants_add_faint_train_lesions_and_leave_the_rest():
+    # [lesion_variants] adds lesion-present train examples from its own ranges, each at its own
+    # site with its own noise; the original train example and every val and test example stay
+    from ldct_tf.config import load_config
+    from records_fixtures import TINY
+
+    base = load_config(None, TINY)
+    more = load_config(None, [*TINY, "lesion_variants.count=2",
+                              "lesion_variants.contrast_hu=[20.0, 30.0]",
+                              "lesion_variants.diameter_mm=[4.0, 6.0]"])
+    found = []
+    for unit in synthetic_units(base):
+        one = [v for _, _, v in unit_examples(unit, base)]
+        other = [v for _, _, v in unit_examples(unit, more)]
+        if unit.split != "train":
+            assert len(one) == len(other)
+            for a, b in zip(one, other):
+                np.testing.assert_array_equal(a[F.LDCT], b[F.LDCT])
+            continue
+        assert len(other) == 3 * len(one)
+        for k, original in enumerate(one):
+            first, *variants = other[3 * k:3 * k + 3]
+            np.testing.assert_array_equal(first[F.LDCT], original[F.LDCT])
+            assert len({(v[F.LESION_ROW], v[F.LESION_COL]) for v in variants}) == 2
+            for v in variants:
+                assert v[F.LABEL] == 1 and v[F.SLICE_INDEX] == original[F.SLICE_INDEX]
+                assert 20.0 <= abs(v[F.LESION_CONTRAST_HU]) <= 30.0
+                diameter = 2 * v[F.LESION_RADIUS_PX] * v[F.PIXEL_SPACING_MM][0]
+                assert 4.0 - 1e-6 <= diameter <= 6.0 + 1e-6
+                if not original[F.LABEL]:  # the lesion is in the image: see below
+                    found.append(_disk_difference(v, original))
+    # NDCT minus the lesion-free original's NDCT inside the variant's disk, over its contrast,
+    # averaged over the variants: the noise of the two scans (about 10 HU a pixel) averages out
+    assert found and 0.6 < float(np.mean(found)) < 1.2
+
+
+def _disk_difference(variant, original):
+    ndct, base = np.asarray(variant[F.NDCT], np.float64), original[F.NDCT]
+    rr, cc = np.ogrid[:ndct.shape[0], :ndct.shape[1]]
+    disk = np.hypot(rr - variant[F.LESION_ROW], cc - variant[F.LESION_COL]) <= \
+        0.8 * variant[F.LESION_RADIUS_PX]
+    return float(np.mean(ndct[disk] - base[disk])) / variant[F.LESION_CONTRAST_HU]
+
+
 def _first_record_bytes(path):
     """The bytes of a shard's first record (TFRecord framing: 8-byte length, 4-byte CRC, data,
     4-byte CRC): a shard cut exactly at a record boundary."""
