@@ -74,7 +74,7 @@ def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
             # diagnostic first (the report's order), then fidelity
             "contrast_kept": _contrast_kept(case.get("contrast_kept"), test, pairs,
                                             cfg.resamples, rng),
-            "cho": _cho(case.get("cho_auc")),
+            "cho": cho_summary(case.get("cho_auc")),
             "lroc": _lroc(case.get("lroc_area"), cfg.resamples, rng),
             "cnn_observer_independent": _auc_of_scores(case.get("cnn_observer_independent"),
                                                        cfg.resamples, rng),
@@ -122,14 +122,9 @@ def read_cases(images, test: Slices, present, pairs, readers: dict, cfg, with_fi
             [[_signed_contrast(images[i], test.lesion[i]),
               _signed_contrast(test.ndct[i], test.lesion[i])] for i in present]),
             "clusters": design.present}
-    if design.pairs.n_units >= MIN_CHO_PAIRS:
-        size = _roi_size(test, cfg)
-        present_rois, absent_rois = _rois(images, test, pairs, size)
-        study = observers.cho_study(present_rois, absent_rois,
-                                    _cho_channels(test, pairs, size, cfg.cho_channels),
-                                    design.pairs, cfg.cho_splits, cfg.resamples, cfg.seed)
-        cases["cho_auc"] = {"cases": np.arange(len(pairs)), "clusters": design.pairs,
-                            "study": study, "roi_px": size, "channels": cfg.cho_channels}
+    cho = cho_reading(images, test, pairs, design.pairs, cfg)
+    if cho is not None:
+        cases["cho_auc"] = cho
     for key, reader in readers.items():
         if reader is not None and pairs:
             cases[key] = {"cases": _classifier_scores(reader, images, test, pairs),
@@ -322,12 +317,30 @@ def _rois(images, test: Slices, pairs, size: int) -> tuple[np.ndarray, np.ndarra
     return np.array(present), np.array(absent)
 
 
+def cho_reading(images, test: Slices, pairs, clusters: bootstrap.Clusters, cfg,
+                resamples: int | None = None) -> dict | None:
+    """The CHO of the twin ``pairs`` (``clusters``: their units) on ``images``: sign-aligned ROIs
+    of the split's ROI size, Laguerre-Gauss channels of width 2/3 of these pairs' mean diameter,
+    `observers.cho_study` with ``cfg``'s splits and seed and ``resamples`` (default
+    ``cfg.resamples``). None with fewer than `MIN_CHO_PAIRS` units."""
+    if clusters.n_units < MIN_CHO_PAIRS:
+        return None
+    size = _roi_size(test, cfg)
+    present_rois, absent_rois = _rois(images, test, pairs, size)
+    study = observers.cho_study(present_rois, absent_rois,
+                                _cho_channels(test, pairs, size, cfg.cho_channels), clusters,
+                                cfg.cho_splits, resamples or cfg.resamples, cfg.seed)
+    return {"cases": np.arange(len(pairs)), "clusters": clusters, "study": study,
+            "roi_px": size, "channels": cfg.cho_channels}
+
+
 def _cho_channels(test: Slices, pairs, size: int, n_channels: int) -> np.ndarray:
     diameter = 2.0 * float(np.mean([test.lesion[p][2] for p, _ in pairs]))
     return observers.laguerre_gauss_channels(size, 2.0 / 3.0 * diameter, n_channels)
 
 
-def _cho(case: dict | None) -> dict | None:
+def cho_summary(case: dict | None) -> dict | None:
+    """What metrics.json shows of a `cho_reading`: d' and AUC with intervals, and the setup."""
     if case is None:
         return None
     study = case["study"]

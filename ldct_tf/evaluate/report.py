@@ -206,12 +206,20 @@ def _figures(report, test, sets, workdir, figures: Path) -> dict:
     made["edge_profiles"] = _edge_profiles(report, figures / "edge_profiles.png")
     made["bars"] = _bars(report, figures / "bars.png")
     made["lroc"] = _lroc_curves(report, figures / "lroc.png")
+    made["contrast_detail"] = _detail().figure(report, figures / "contrast_detail.png")
     made["nps"] = _nps(test, sets, figures / "nps.png")
     cam_figure = Workdir(workdir).cam_figure
     if cam_figure.exists():
         shutil.copy(cam_figure, figures / "activation_maps.png")
         made["activation_maps"] = figures / "activation_maps.png"
     return {k: v for k, v in made.items() if v is not None}
+
+
+def _detail():
+    """`contrast_detail_report` (imported here: it takes its helpers from this module)."""
+    from ldct_tf.evaluate import contrast_detail_report
+
+    return contrast_detail_report
 
 
 def _crop(image, row, col):
@@ -387,6 +395,8 @@ _CAPTIONS = {
     "bars": "Image quality and detectability with 95 % bootstrap intervals.",
     "lroc": "LROC curves: lesions detected and localized within one radius, against false "
             "positives on the lesion-absent twins (scanning matched filter over 4 radii).",
+    "contrast_detail": "Detectability by lesion size and contrast: CHO AUC and fraction "
+                       "localized per diameter and |contrast| bin, 95 % bootstrap intervals.",
     "nps": "Noise power spectrum of the residual (image - NDCT) in uniform soft tissue.",
     "activation_maps": "Activation maps (Grad-CAM of the lesion classifier) on NDCT test slices.",
 }
@@ -410,7 +420,7 @@ def _markdown(report: dict, figures: dict) -> str:
     flags = _flag_note(report)
     if flags:
         lines += [f"**{flags}**", ""]
-    lines += ["## Paired comparisons", ""]
+    lines += _detail().markdown(report) + ["## Paired comparisons", ""]
     listed = _claims(report)
     if not listed:
         lines += [f"Not available: {report['claim'].get('reason', 'no two sets to compare')}.",
@@ -469,6 +479,9 @@ def _html(report: dict, figures: dict, out: Path) -> str:
 
     flags = _flag_note(report)
     flags = f"<p><strong>{html.escape(flags)}</strong></p>" if flags else ""
+    detail = _detail().table(report)
+    detail = (f"<h2>Detectability by lesion size and contrast</h2>{table(*detail)}<p>"
+              f"{html.escape(_detail().note(report))}</p>" if detail else "")
     images = "".join(
         f"<figure><img src='data:image/png;base64,"
         f"{base64.b64encode(Path(p).read_bytes()).decode()}'><figcaption>"
@@ -483,7 +496,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}img{{max-width:100%
 [-1024, 3072] HU (data range 4096); brackets are 95 % bootstrap intervals.</p>
 <h2>Diagnostic: would a reader still see the lesion?</h2>
 {table(DIAGNOSTIC_HEADER, diagnostic_rows(report))}{flags}<h2>Fidelity and texture</h2>
-{table(HEADER, table_rows(report))}<h2>Paired comparisons</h2>{_html_claims(report)}
+{table(HEADER, table_rows(report))}{detail}<h2>Paired comparisons</h2>{_html_claims(report)}
 <h2>Skipped image sets</h2><ul>{skipped or '<li>none</li>'}</ul><h2>Figures</h2>{images}
 </body></html>
 """

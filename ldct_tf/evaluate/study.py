@@ -36,15 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf.evaluate import localization, metrics
+from ldct_tf.evaluate import contrast_detail, localization, metrics
 from ldct_tf import cli, records
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate.report import jsonable
 from ldct_tf.workdir import METRICS_FILE, Workdir
 from ldct_tf.evaluate.claims import claims, headline
-from ldct_tf.evaluate.readings import (INVENTED_TOLERANCE, LROC_HIT, LROC_SEARCH, evaluate_sets,
-                                       twin_pairs, twin_signs)
+from ldct_tf.evaluate.readings import (INVENTED_TOLERANCE, LROC_HIT, LROC_SEARCH, MIN_CHO_PAIRS,
+                                       evaluate_sets, twin_pairs, twin_signs)
 from ldct_tf.evaluate.sets import Slices, load_slices, make_sets, progress
 
 
@@ -63,6 +63,9 @@ def run(config: Config, workdir: Path) -> dict:
               f"{len(twin_pairs(test))} matched pairs)")
     sets, skipped, settings = make_sets(config, workdir, test, val)
     results, cases = evaluate_sets(config, workdir, test, sets)
+    binned = time.time()
+    detail = contrast_detail.measure(config, test, sets, cases)
+    progress(f"contrast-detail bins measured in {time.time() - binned:.0f} s")
     all_claims = claims(config, cases)
     report = {
         "window": {name: {"hu": list(bounds), "data_range": bounds[1] - bounds[0]}
@@ -70,7 +73,7 @@ def run(config: Config, workdir: Path) -> dict:
         "test_slices": len(test.ldct), "matched_pairs": len(twin_pairs(test)),
         "units": len(set(test.unit)),
         "train_seed": config.train.seed,
-        "sets": results, "skipped": skipped, "baselines": settings,
+        "sets": results, "contrast_detail": detail, "skipped": skipped, "baselines": settings,
         "claim": headline(all_claims), "claims": all_claims,
         "conventions": _conventions(config),
         "seconds": round(time.time() - started, 1)}
@@ -150,6 +153,12 @@ def _conventions(config: Config) -> dict:
                f"{cfg.cho_splits} splits, AUC = Phi(d'/sqrt 2); the interval is the bias-"
                f"corrected percentile of the same {cfg.cho_splits}-split mean over resampled "
                "slices",
+        "contrast_detail": "the twin pairs in equal-width bins of lesion diameter and |contrast| "
+                           "over the [lesion_test] ranges (an edge value goes to the upper bin); "
+                           "per set and bin the CHO as above, with channels of width 2/3 of the "
+                           "bin's mean diameter and at most "
+                           f"{contrast_detail.BIN_RESAMPLES} resamples (none with fewer than "
+                           f"{MIN_CHO_PAIRS} slices in the bin), and the fraction localized",
         "lroc": f"scanning observer: a zero-mean matched filter of the known lesion disk scanned "
                 f"over a disk of {LROC_SEARCH:g} R around the site; a present case is localized "
                 f"when the maximum lies within {LROC_HIT:g} R of the centre; LROC area = "

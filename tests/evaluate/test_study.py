@@ -97,6 +97,23 @@ def test_metrics_json_has_the_diagnostic_figures_of_every_set(evaluated):
     assert saved["units"] <= saved["matched_pairs"]
 
 
+def test_metrics_json_and_report_have_the_contrast_detail_bins(evaluated):
+    config, workdir, _ = evaluated
+    saved = json.loads((workdir / "eval" / "metrics.json").read_text())
+    detail = saved["contrast_detail"]
+    (d_lo, d_hi), (c_lo, c_hi) = config.lesion_test.diameter_mm, config.lesion_test.contrast_hu
+    assert detail["diameter_mm_edges"] == pytest.approx([d_lo, (d_lo + d_hi) / 2, d_hi])
+    assert detail["contrast_hu_edges"] == pytest.approx([c_lo, (c_lo + c_hi) / 2, c_hi])
+    assert len(detail["bins"]) == 4
+    assert sum(b["pairs"] for b in detail["bins"]) == saved["matched_pairs"]
+    assert set(detail["sets"]) == set(saved["sets"])
+    for entries in detail["sets"].values():
+        assert len(entries) == 4 and all("cho" in e and "fraction_localized" in e for e in entries)
+    out = workdir / "eval"
+    assert (out / "figures" / "contrast_detail.png").stat().st_size > 1000
+    assert "## Detectability by lesion size and contrast" in (out / "report.md").read_text()
+
+
 def test_summary_table_names_windows(evaluated):
     _, _, report = evaluated
     from ldct_tf.evaluate.report import summary_table
