@@ -6,6 +6,7 @@
       classifier/  cam/  observer/            map classifier; map summary and figure; observer
       denoiser/<phase>/  logs/<phase>/        each trained network; its TensorBoard logs
       eval/                                   metrics.json, cases.npz, report.md, figures
+      eval/lcd/                               the MITA-LCD phantom study (`evaluate.lcd`)
       pipeline_state.json  manifest.json      the local runner's cache and provenance
       seeds/seed-<k>/                         a seed study's extra seeds (sharing `SHARED`)
 
@@ -110,6 +111,10 @@ class Workdir:
     @property
     def report(self) -> Path:
         return self.eval / REPORT_FILE
+
+    @property
+    def lcd(self) -> Path:
+        return self.eval / "lcd"
 
     # the local runner and the seed study
     @property
