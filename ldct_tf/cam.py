@@ -236,8 +236,7 @@ def run(config: Config, workdir: Path) -> dict:
                 shard, visualizer, layer, config.cam)
             quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
                                     scale, shown)
-        ranges = config.lesion_test if split == "test" else config.lesion
-        per_split[split] = _split_quality(quality, ranges)
+        per_split[split] = _split_quality(quality, *_lesion_ranges(config, split))
     for name in (STATS_FILE, QUARANTINE_FILE):
         shutil.copy(source / name, target / name)
     records.write_schema(target, config.data.compression, with_mask=True)
@@ -356,23 +355,34 @@ def _mean(values) -> float | None:
     return round(float(np.mean(values)), 3) if len(values) else None
 
 
-def _split_quality(quality: list[dict], ranges) -> dict:
+def _lesion_ranges(config: Config, split: str) -> tuple[tuple, tuple]:
+    """(diameter, contrast) ranges of the split's lesions: `[lesion_test]` for test, `[lesion]`
+    for val, and for train `[lesion]` joined with `[lesion_variants]` when it adds any."""
+    if split == "test":
+        return config.lesion_test.diameter_mm, config.lesion_test.contrast_hu
+    sections = [config.lesion]
+    if split == "train" and config.lesion_variants.count:
+        sections.append(config.lesion_variants)
+    return tuple((min(getattr(s, key)[0] for s in sections), max(getattr(s, key)[1]
+                  for s in sections)) for key in ("diameter_mm", "contrast_hu"))
+
+
+def _split_quality(quality: list[dict], diameter_range, contrast_range) -> dict:
     """One split's summary of `_slice_quality` over its lesion-present slices, overall and per
-    lesion size and contrast bin (`lesion_bins` of the split's lesion ranges, ``ranges``: the
-    `[lesion_test]` section for test, `[lesion]` for train and val)."""
+    lesion size and contrast bin (`lesion_bins` of the split's lesion ranges, `_lesion_ranges`)."""
     ratios = [q["ratio"] for q in quality if q["ratio"] is not None]
     return {"lesion_present_slices": len(quality),
             "lesion_to_body_ratio_mean": _mean(ratios),
             "lesion_to_body_ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
             "mass_within_1_5R": _mean([q["mass"] for q in quality]),
             "peak_within_1_5R": _mean([q["peak"] for q in quality]),
-            "bins": _bin_quality(quality, ranges)}
+            "bins": _bin_quality(quality, diameter_range, contrast_range)}
 
 
-def _bin_quality(quality: list[dict], ranges) -> list[dict]:
+def _bin_quality(quality: list[dict], diameter_range, contrast_range) -> list[dict]:
     """`mass_within_1_5R` and `peak_within_1_5R` per lesion size x contrast bin."""
     found = lesion_bins([q["diameter_mm"] for q in quality], [q["contrast_hu"] for q in quality],
-                        ranges.diameter_mm, ranges.contrast_hu)
+                        diameter_range, contrast_range)
     out = []
     for (size, contrast), members in found.items():
         chosen = [quality[i] for i in members]

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from ldct_tf import cam, records
 from ldct_tf.records import dataset, schema as F
-from ldct_tf.config import CamConfig, TestLesionConfig
+from ldct_tf.config import CamConfig, Config
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
 from ldct_tf.workdir import Workdir
@@ -141,9 +141,7 @@ def test_quality_per_size_and_contrast_bin_by_hand():
         g = {"row": 10.0, "col": 10.0, "radius_px": diameter / 2.0, "diameter_mm": diameter,
              "contrast_hu": contrast}
         quality.append(cam._slice_quality(mask, mask, np.zeros((21, 21)), g))
-    ranges = dataclasses.replace(TestLesionConfig(), diameter_mm=(5.0, 9.0),
-                                 contrast_hu=(20.0, 40.0))
-    summary = cam._split_quality(quality, ranges)
+    summary = cam._split_quality(quality, (5.0, 9.0), (20.0, 40.0))
     assert summary["mass_within_1_5R"] == pytest.approx(np.mean([1, 1 / 2, 1 / 4, 1 / 1.5]),
                                                         abs=1e-3)
     bins = {(tuple(b["diameter_mm"]), tuple(b["contrast_hu"])): b for b in summary["bins"]}
@@ -153,6 +151,18 @@ def test_quality_per_size_and_contrast_bin_by_hand():
         assert bins[key]["lesion_present_slices"] == 1
         assert bins[key]["mass_within_1_5R"] == pytest.approx(mass, abs=1e-3)
         assert bins[key]["peak_within_1_5R"] == peak  # a tie (m = 1) is not a peak at the lesion
+
+
+def test_train_bins_span_the_lesion_variants_too():
+    config = Config().replace(
+        lesion=dataclasses.replace(Config().lesion, diameter_mm=(8.0, 14.0),
+                                   contrast_hu=(50.0, 90.0)),
+        lesion_variants=dataclasses.replace(Config().lesion_variants, count=1,
+                                            diameter_mm=(5.0, 9.0), contrast_hu=(20.0, 40.0)))
+    assert cam._lesion_ranges(config, "train") == ((5.0, 14.0), (20.0, 90.0))
+    assert cam._lesion_ranges(config, "val") == ((8.0, 14.0), (50.0, 90.0))
+    assert cam._lesion_ranges(config, "test") == (config.lesion_test.diameter_mm,
+                                                  config.lesion_test.contrast_hu)
 
 
 @pytest.fixture(scope="module")
