@@ -21,7 +21,8 @@ Writes ``<workdir>/records_with_mask/`` (every input record plus ``mask``, same 
 layer, post-processing and the global scale, the classifier AUC that passed the gate, and per split
 the map quality on lesion-present slices: the mean map inside the lesion disc over the mean map over
 the body, the share of map mass within 1.5 lesion radii of the lesion centre (`mass_within`), and
-the share of slices whose map peaks there (`peak_within`; goal >= 0.7, a warning below 0.5 on test))
+the share of slices whose map peaks there (`peak_within`; goal >= 0.7, a warning below 0.5 on test),
+overall and per lesion size x contrast bin, `ldct_tf.ct.lesions.lesion_bins`)
 and ``<workdir>/cam/figures/*.png``.
 """
 

@@ -40,7 +40,8 @@ __all__ = ["ARCHITECTURES", "AUTO_SHARDS_MAX", "CAM_METHODS", "CAM_NORMALIZATION
            "MAX_CONTRAST_HU", "MAX_LEARNING_RATE", "MAX_LESION_DIAMETER_MM", "POLICIES",
            "PROFILES", "SOURCES", "SPACING_RANGE_MM", "SPLITS", "WEIGHT_FORMS", "CamConfig",
            "ClassifierConfig", "Config", "ConfigError", "DataConfig", "EvaluateConfig",
-           "FinetuneConfig", "InputConfig", "LesionConfig", "LesionVariantsConfig", "ModelConfig", "ObserverConfig",
+           "FinetuneConfig", "InputConfig", "LesionConfig", "LesionVariantsConfig", "ModelConfig",
+           "ObserverConfig",
            "PipelineConfig", "PretrainConfig", "ScannerConfig", "TestLesionConfig", "TrainConfig",
            "from_dict", "load_config", "to_toml", "write_resolved"]
 
