@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf.evaluate.report import ORDER, _fmt, _plt, _save, label
+from ldct_tf.evaluate.report import _fmt, _plt, _save, label, ordered
 
 # (panel title, value and interval of one set in one bin)
 _PANELS = (("CHO AUC", lambda e: (e["cho"]["auc"], e["cho"]["auc_ci95"]) if e["cho"] else None),
@@ -77,15 +77,15 @@ def figure(report: dict, path: Path) -> Path | None:
               for k, b in enumerate(detail["bins"])}
     sizes = list(dict.fromkeys(tuple(b["diameter_mm"]) for b in detail["bins"]))
     contrasts = list(dict.fromkeys(tuple(b["contrast_hu"]) for b in detail["bins"]))
-    ordered = _ordered(detail)
+    rows = _ordered(detail)
     fig, axes = plt.subplots(len(_PANELS), len(contrasts), squeeze=False, sharey="row",
                              figsize=(1.2 + 3.2 * len(contrasts), 6.4))
     for col, contrast in enumerate(contrasts):
         ks = [by_bin[(size, contrast)] for size in sizes]
         for row, (title, pick) in enumerate(_PANELS):
             ax = axes[row, col]
-            for s, (name, entries) in enumerate(ordered):
-                x = np.arange(len(sizes)) + 0.4 * (s - (len(ordered) - 1) / 2) / len(ordered)
+            for s, (name, entries) in enumerate(rows):
+                x = np.arange(len(sizes)) + 0.4 * (s - (len(rows) - 1) / 2) / len(rows)
                 _errorbar(ax, x, [pick(entries[k]) for k in ks], label(name),
                           2.0 if name in ("ldct", "ndct") else 1.0)
             ax.axhline(_chance(report, row), color="0.6", ls=":", lw=1)
@@ -104,7 +104,7 @@ def figure(report: dict, path: Path) -> Path | None:
 
 
 def _ordered(detail: dict) -> list[tuple[str, list]]:
-    return [(name, detail["sets"][name]) for name in ORDER if name in detail["sets"]]
+    return [(name, detail["sets"][name]) for name in ordered(detail["sets"])]
 
 
 def _chance(report: dict, row: int) -> float:

@@ -61,9 +61,8 @@ from ldct_tf.ct import lcd_phantom
 from ldct_tf.ct.simulate import default_n_views
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate import bootstrap, observers
-from ldct_tf.evaluate.report import ORDER, jsonable, label
-from ldct_tf.evaluate.sets import NETWORK_SETS, denoise
-from ldct_tf.models.inference import load_for_inference
+from ldct_tf.evaluate.report import jsonable, label, ordered
+from ldct_tf.evaluate.sets import denoise, trained_networks
 from ldct_tf.workdir import Workdir
 
 JSON_FILE, MARKDOWN_FILE = "lcd.json", "lcd.md"
@@ -224,7 +223,7 @@ def run(config: Config, workdir: Path, doses=DEFAULT_DOSES,
     workdir = Path(workdir)
     seed = config.evaluate.seed if seed is None else int(seed)
     study = build_study(config, realizations, seed, size)
-    networks, skipped = _networks(workdir)
+    networks, skipped = trained_networks(workdir)
     by_dose, examples, seconds = measure(study, doses, networks)
     report = _summary(config, study, by_dose, skipped, seconds)
     out = Workdir(workdir).lcd
@@ -294,18 +293,6 @@ def _summary(config: Config, study: Study, by_dose: dict, skipped: dict, seconds
         "seconds": {k: round(v, 3) for k, v in seconds.items()}}
 
 
-def _networks(workdir: Path) -> tuple[dict, dict]:
-    """The trained networks of the work directory (inference form) and the missing ones."""
-    networks, skipped = {}, {}
-    for name in NETWORK_SETS:
-        path = Workdir(workdir).denoiser_model(name)
-        if path.is_file():
-            networks[name] = load_for_inference(path)
-        else:
-            skipped[name] = f"no model at {path}"
-    return networks, skipped
-
-
 def _denoise(network, stack: np.ndarray) -> np.ndarray:
     return np.stack(denoise(network, list(stack), batch=8))
 
@@ -337,10 +324,6 @@ def _progress(message: str) -> None:
 
 
 # --- the report ---------------------------------------------------------------------------------
-
-def _ordered(names) -> list[str]:
-    return [n for n in ORDER if n in names] + sorted(n for n in names if n not in ORDER)
-
 
 def _fmt(value, ci, digits: int) -> str:
     """``value [low, high]``; NaN or missing parts shown as n/a."""
@@ -374,7 +357,7 @@ def markdown(report: dict) -> str:
     for dose_name, dose in report["doses"].items():
         lines += [f"## Dose {dose_name} (NDCT: full dose)", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
-        for name in _ordered(dose["sets"]):
+        for name in ordered(dose["sets"]):
             result = dose["sets"][name]
             noise = result["noise_sd_hu"]
             row = [label(name), _fmt(noise["value"], noise["ci95"], 1)]
@@ -382,7 +365,7 @@ def markdown(report: dict) -> str:
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "d' by insert:", "", "| set | " + " | ".join(
             k.replace("_", " ") for k in keys) + " |", "|" + "---|" * (len(keys) + 1)]
-        for name in _ordered(dose["sets"]):
+        for name in ordered(dose["sets"]):
             lines.append(f"| {label(name)} | " + " | ".join(
                 _interval(dose["sets"][name]["inserts"][k], "dprime", 2) for k in keys) + " |")
         lines.append("")
@@ -411,7 +394,7 @@ def write_auc_figure(report: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(doses), figsize=(5.0 * len(doses), 4.0), squeeze=False,
                              sharey=True)
     for ax, (dose_name, dose) in zip(axes[0], doses.items()):
-        names = _ordered(dose["sets"])
+        names = ordered(dose["sets"])
         for k, name in enumerate(names):
             readings = [dose["sets"][name]["inserts"][key] for key in keys]
             x = np.arange(len(keys)) + 0.06 * (k - (len(names) - 1) / 2)
@@ -436,7 +419,7 @@ def write_image_figure(examples: dict, inserts, spacing: float, path: Path) -> P
     `DISPLAY_WINDOW_HU`, each insert circled (radius + 2 px)."""
     plt = _plt()
     rows = list(examples)
-    names = _ordered(examples[rows[0]])
+    names = ordered(examples[rows[0]])
     image = examples[rows[0]][names[0]]
     centre = (image.shape[0] - 1) / 2.0
     half = int((lcd_phantom.INSERT_CIRCLE_RADIUS_MM + 12.0) / spacing)

@@ -192,7 +192,8 @@ def _save(fig, path: Path, dpi: int = 90) -> Path:
     return path
 
 
-def _ordered(sets: dict) -> list[str]:
+def ordered(sets) -> list[str]:
+    """The names of ``sets`` (a mapping or names) in the report's order (`ORDER`)."""
     return [n for n in ORDER if n in sets]
 
 
@@ -230,7 +231,7 @@ def _crop(image, row, col):
 
 def _lesion_rois(test, sets, present, path):
     plt = _plt()
-    names = _ordered(sets)
+    names = ordered(sets)
     fig, axes = plt.subplots(len(present), len(names), figsize=(1.9 * len(names),
                                                                 1.9 * len(present)),
                              squeeze=False)
@@ -256,7 +257,7 @@ def _profiles(test, sets, present, path):
         span = int(math.ceil(3 * radius))
         cols = np.arange(int(col) - span, int(col) + span + 1)
         cols = cols[(cols >= 0) & (cols < test.ndct[i].shape[1])]
-        for name in _ordered(sets):
+        for name in ordered(sets):
             ax.plot(cols - col, sets[name][i][int(round(row)), cols], label=label(name),
                     lw=2.2 if name == "ndct" else 1.2)
         ax.axvspan(-radius, radius, color="0.9")
@@ -269,7 +270,7 @@ def _profiles(test, sets, present, path):
 
 def _differences(test, sets, i, path):
     plt = _plt()
-    names = [n for n in _ordered(sets) if n != "ndct"]
+    names = [n for n in ordered(sets) if n != "ndct"]
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9), squeeze=False)
     for ax, name in zip(axes[0], names):
         im = ax.imshow(sets[name][i] - test.ndct[i], cmap="RdBu_r", vmin=-100, vmax=100)
@@ -285,7 +286,7 @@ def _edge_profiles(report, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     drawn = False
-    for name in _ordered(report["sets"]):
+    for name in ordered(report["sets"]):
         edge = report["sets"][name]["edge"]
         if edge.get("mean_profile"):
             ax.plot(edge["offsets_px"], edge["mean_profile"], marker=".", label=label(name))
@@ -310,7 +311,7 @@ def _bars(report, path):
                                                   "ci95": r["cho"]["auc_ci95"]}),
               ("LROC area", lambda r: (r.get("lroc") or {}).get("lroc_area")),
               ("independent CNN observer AUC", lambda r: r.get("cnn_observer_independent"))]
-    names = _ordered(report["sets"])
+    names = ordered(report["sets"])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4))
     for ax, (title, pick) in zip(axes, panels):
         xs, values, errors = [], [], [[], []]
@@ -338,7 +339,7 @@ def _bars(report, path):
 def _lroc_curves(report, path):
     """LROC curves of every set: fraction of lesions found and correctly localized against the
     false-positive fraction of the lesion-absent twins."""
-    drawn = [(n, report["sets"][n]["lroc"]) for n in _ordered(report["sets"])
+    drawn = [(n, report["sets"][n]["lroc"]) for n in ordered(report["sets"])
              if (report["sets"][n].get("lroc") or {}).get("curve")]
     if not drawn:
         return None
@@ -371,7 +372,7 @@ def _nps(test, sets, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     spacing = float(np.mean(test.spacing_mm))
-    for name in [n for n in _ordered(sets) if n != "ndct"]:
+    for name in [n for n in ordered(sets) if n != "ndct"]:
         rois = [(sets[name][i] - test.ndct[i])[r:r + size, c:c + size]
                 for i, cs in corners.items() for r, c in cs]
         freq, nps = metrics.noise_power_spectrum(np.array(rois), spacing)

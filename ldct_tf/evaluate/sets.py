@@ -76,14 +76,24 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
         for name in ("gaussian", "bm3d"):
             # they do not depend on the training seed: a seed study measures them once
             skipped[name] = "disabled (evaluate.baselines = false)"
-    for name in NETWORK_SETS:
-        path = Workdir(workdir).denoiser_model(name)
-        if not path.is_file():
-            skipped[name] = f"no model at {path}"
-            continue
-        sets[name] = denoise(load_for_inference(path), test.ldct)
+    networks, missing = trained_networks(workdir)
+    skipped.update(missing)
+    for name, network in networks.items():
+        sets[name] = denoise(network, test.ldct)
         progress(f"{name}: denoised {len(test.ldct)} slices")
     return sets, skipped, settings
+
+
+def trained_networks(workdir: Path) -> tuple[dict, dict]:
+    """The run's trained networks of `NETWORK_SETS` in inference form, and name -> why missing."""
+    networks, skipped = {}, {}
+    for name in NETWORK_SETS:
+        path = Workdir(workdir).denoiser_model(name)
+        if path.is_file():
+            networks[name] = load_for_inference(path)
+        else:
+            skipped[name] = f"no model at {path}"
+    return networks, skipped
 
 
 def _baselines(config: Config, test: Slices, val: Slices | None, skipped: dict, settings: dict
