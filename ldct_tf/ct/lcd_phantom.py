@@ -147,14 +147,13 @@ def scan_realisations(hu: np.ndarray, pixel_spacing_mm: float, dose_fraction: fl
     realisation ``i`` seeded by ``[*seed, i]`` (``seed`` an int or a sequence of ints), so any
     subset is reproducible on its own. ``scanner``: `simulate.scan`'s keyword arguments.
 
-    Returns ``[n, rows, cols]`` float32 HU. Each call re-projects the object (about two thirds of
-    a scan's time): `simulate.scan` takes no precomputed sinogram.
+    Returns ``[n, rows, cols]`` float32 HU. The object is projected once (`simulate.scans`).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1 realisations, got {n}")
     base = [int(seed)] if np.isscalar(seed) else [int(s) for s in seed]
-    return np.stack([simulate.scan(hu, pixel_spacing_mm, dose_fraction, [*base, i], **scanner)
-                     for i in range(n)])
+    return np.stack(simulate.scans(hu, pixel_spacing_mm, [dose_fraction] * n,
+                                   [[*base, i] for i in range(n)], **scanner))
 
 
 def _snap(value: float) -> float:

@@ -10,8 +10,9 @@ Two functions for two situations:
   the same scan at a lower dose by projection-domain noise insertion (Yu et al., J Comput Assist
   Tomogr 36:477, 2012): only the *missing* noise is added.
 
-Geometry: parallel beam (scikit-image ``radon``/``iradon``), one detector bin per pixel width, views
-evenly spread over 180 degrees. Units: images in HU (float32), pixel spacing in mm, line integrals
+Geometry: parallel beam, one detector bin per pixel width, views evenly spread over 180 degrees
+(scikit-image's conventions; `ldct_tf.ct.projector` builds the projector pair once per geometry,
+`scans` projects an object once for all its doses). Units: images in HU (float32), pixel spacing in mm, line integrals
 dimensionless, linear attenuation in 1/mm with ``mu = mu_water * (1 + HU / 1000)``.
 
 Defaults (documented, all overridable): ``i0 = 3e5`` photons per detector bin per view,
@@ -31,6 +32,7 @@ import numpy as np
 from skimage.transform import iradon, radon
 
 from ldct_tf.config import FILTERS
+from ldct_tf.ct import projector
 
 MU_WATER_PER_MM = 0.0195  # water at about 70 keV (REFERENCES.md: 0.019-0.021 /mm)
 DEFAULT_I0 = 3.0e5
@@ -85,17 +87,43 @@ def scan(
     Returns:
       The reconstructed slice, float32 HU, same shape as ``hu``.
     """
-    _check_common(hu, pixel_spacing_mm, dose_fraction, i0, electronic_noise_var, filter_name)
-    rng = np.random.default_rng(seed)
+    return scans(hu, pixel_spacing_mm, [dose_fraction], [seed], i0=i0,
+                 electronic_noise_var=electronic_noise_var, n_views=n_views,
+                 filter_name=filter_name)[0]
+
+
+def scans(
+    hu: np.ndarray,
+    pixel_spacing_mm: float,
+    dose_fractions: Sequence[float],
+    seeds: Sequence[Seed],
+    *,
+    i0: float = DEFAULT_I0,
+    electronic_noise_var: float = DEFAULT_ELECTRONIC_NOISE_VAR,
+    n_views: int | None = None,
+    filter_name: str = DEFAULT_FILTER,
+) -> list[np.ndarray]:
+    """`scan` of one object at several (dose, seed) pairs, e.g. its NDCT and its LDCT: the object
+    is projected once, each scan draws its own noise from its own seed (the same images as one
+    `scan` call per pair)."""
+    if len(dose_fractions) != len(seeds):
+        raise ValueError(f"one seed per dose: got {len(dose_fractions)} doses and "
+                         f"{len(seeds)} seeds")
+    for dose_fraction in dose_fractions:
+        _check_common(hu, pixel_spacing_mm, dose_fraction, i0, electronic_noise_var, filter_name)
     mu = hu_to_mu(hu)
     geometry = _Geometry.for_image(mu, n_views)
     line_integrals = geometry.project(mu, pixel_spacing_mm)
-    flux = dose_fraction * i0
-    counts = rng.poisson(flux * np.exp(-line_integrals)).astype(np.float64)
-    counts += rng.normal(0.0, math.sqrt(electronic_noise_var), counts.shape)
-    noisy = -np.log(np.maximum(counts, _MIN_COUNTS) / flux)
-    mu = geometry.reconstruct(noisy, pixel_spacing_mm, filter_name)
-    return mu_to_hu(mu).astype(np.float32)
+    images = []
+    for dose_fraction, seed in zip(dose_fractions, seeds):
+        rng = np.random.default_rng(seed)
+        flux = dose_fraction * i0
+        counts = rng.poisson(flux * np.exp(-line_integrals)).astype(np.float64)
+        counts += rng.normal(0.0, math.sqrt(electronic_noise_var), counts.shape)
+        noisy = -np.log(np.maximum(counts, _MIN_COUNTS) / flux)
+        mu = geometry.reconstruct(noisy, pixel_spacing_mm, filter_name)
+        images.append(mu_to_hu(mu).astype(np.float32))
+    return images
 
 
 def simulate_low_dose(
@@ -145,9 +173,11 @@ def simulate_low_dose(
 class _Geometry:
     """Parallel-beam geometry for one image: views, and whether the object fits the inscribed circle.
 
-    scikit-image's ``circle=True`` assumes zero attenuation outside the inscribed circle and is
-    twice as fast; real DICOM often has tissue (or the table) in the corners, so it is chosen per
-    image rather than assumed.
+    scikit-image's ``circle=True`` assumes zero attenuation outside the inscribed circle; real
+    DICOM often has tissue (or the table) in the corners, so it is chosen per image rather than
+    assumed. Up to `projector.MAX_NONZEROS` the cached sparse projector pair of
+    `ldct_tf.ct.projector` does the work (its FBP is iradon's; its projector is the matched
+    pixel-driven one); larger geometries use scikit-image's ``radon`` and ``iradon``.
     """
 
     def __init__(self, shape: tuple[int, int], n_views: int, circle: bool, pad_to: int):
@@ -155,6 +185,7 @@ class _Geometry:
         self.theta = np.linspace(0.0, 180.0, n_views, endpoint=False)
         self.circle = circle
         self.pad_to = pad_to
+        self.beam = projector.ParallelBeam.for_geometry(pad_to, n_views, circle)
 
     @classmethod
     def for_image(cls, mu: np.ndarray, n_views: int | None) -> "_Geometry":
@@ -168,12 +199,17 @@ class _Geometry:
     def project(self, mu: np.ndarray, pixel_spacing_mm: float) -> np.ndarray:
         """Line integrals (dimensionless), shape (detector bins, views)."""
         padded = _pad_square(mu, self.pad_to)
+        if self.beam is not None:
+            return self.beam.project(padded).astype(np.float64) * pixel_spacing_mm
         return radon(padded, self.theta, circle=self.circle) * pixel_spacing_mm
 
     def reconstruct(self, sinogram: np.ndarray, pixel_spacing_mm: float, filter_name: str):
         """FBP of line integrals back to attenuation (1/mm), cropped to the image shape."""
-        mu = iradon(sinogram / pixel_spacing_mm, self.theta, output_size=self.pad_to,
-                    filter_name=filter_name, circle=self.circle)
+        if self.beam is not None:
+            mu = self.beam.fbp(sinogram / pixel_spacing_mm, filter_name)
+        else:
+            mu = iradon(sinogram / pixel_spacing_mm, self.theta, output_size=self.pad_to,
+                        filter_name=filter_name, circle=self.circle)
         return _crop(mu, self.shape)
 
 

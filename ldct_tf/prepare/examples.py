@@ -62,10 +62,10 @@ def _synthetic(unit: Unit, config: Config):
 
         def scans(lesion: lesions.Lesion, twin: int):
             hu = lesions.insert_lesion(obj, lesion)
-            ndct = simulate.scan(hu, spacing, 1.0, slice_rng(config, unit.series_key, k, _NDCT,
-                                                             twin), **kwargs)
-            ldct = simulate.scan(hu, spacing, data.dose_fraction,
-                                 slice_rng(config, unit.series_key, k, _LDCT, twin), **kwargs)
+            ndct, ldct = simulate.scans(
+                hu, spacing, [1.0, data.dose_fraction],
+                [slice_rng(config, unit.series_key, k, role, twin) for role in (_NDCT, _LDCT)],
+                **kwargs)
             return ndct, ldct
 
         yield from _guarded(f"synthetic series {unit.series_key} slice {k}", _labelled(
