@@ -15,6 +15,11 @@ A series that fails part-way (an unexpected header, a full disk) is listed in
 ``quarantine.json`` with its files and the reason, and the run goes on; ``quarantine.json`` is
 written however the run ends. It and the log lines name input files by salted labels
 (`ldct_tf.dicom.path_labels`; the salt is ``<output>/salt``), unless ``--keep-paths``.
+
+Progress goes to stderr as ``denoise: series KEY: 128/300 slices`` (`ldct_tf.progress.Counter`:
+redrawn in place on a terminal, a line every 10 s in a log), ending with each series'
+``300/300 slices (12.3 slices/s)`` (the rate so far, over every series); the run's summary line
+goes to stdout.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from pydicom.uid import generate_uid
 
-from ldct_tf import dicom
+from ldct_tf import dicom, progress
 from ldct_tf.dicom.writer import derived_dataset
 from ldct_tf.cli import workdir_salt
 from ldct_tf.errors import LdctError, run_cli
@@ -61,23 +67,31 @@ def load_export(path: str | Path):
     return serve, provenance
 
 
-def denoise_hu(serve, slices: np.ndarray, batch: int, tile: int = DEFAULT_TILE) -> np.ndarray:
+def denoise_hu(serve, slices: np.ndarray, batch: int, tile: int = DEFAULT_TILE,
+               on_slices: Callable[[int], None] | None = None) -> np.ndarray:
     """HU slices ``[n, rows, cols]`` -> denoised HU, in batches (tiles for very large slices;
     slices under `MIN_SIDE` pixels on a side are edge-padded to it and cropped back, since a
-    network's pooling and receptive field need room)."""
+    network's pooling and receptive field need room). ``on_slices(k)`` is called as each ``k``
+    more slices are done (a `progress.Counter`'s ``add``)."""
     rows, cols = slices.shape[1:]
     if min(rows, cols) < MIN_SIDE:
         pad_r, pad_c = max(MIN_SIDE - rows, 0), max(MIN_SIDE - cols, 0)
         padded = np.pad(slices, ((0, 0), (pad_r // 2, pad_r - pad_r // 2),
                                  (pad_c // 2, pad_c - pad_c // 2)), mode="edge")
-        out = denoise_hu(serve, padded, batch, tile)
+        out = denoise_hu(serve, padded, batch, tile, on_slices)
         return out[:, pad_r // 2:pad_r // 2 + rows, pad_c // 2:pad_c // 2 + cols]
-    if max(slices.shape[1:]) > tile:
-        return np.stack([_tiled(serve, s, tile) for s in slices])
     out = []
+    if max(slices.shape[1:]) > tile:
+        for image in slices:
+            out.append(_tiled(serve, image, tile))
+            if on_slices:
+                on_slices(1)
+        return np.stack(out)
     for i in range(0, len(slices), batch):
         chunk = tf.constant(slices[i:i + batch, ..., None], tf.float32)
         out.append(serve(ldct_hu=chunk)["denoised_hu"].numpy()[..., 0])
+        if on_slices:
+            on_slices(len(out[-1]))
     return np.concatenate(out)
 
 
@@ -150,16 +164,19 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
                 continue
             skipped += result.skipped
             for series in result.series:
+                counter = progress.Counter(f"denoise: series {series.series_key}",
+                                           series.n_slices)
                 try:
-                    _write_series(serve, series, targets, model_name, batch, tile, train_spacing)
+                    with counter:
+                        _write_series(serve, series, targets, model_name, batch, tile,
+                                      train_spacing, counter.add)
                 except Exception as exc:  # noqa: BLE001 - one series must not stop the others
                     skipped += _series_failure(series, targets, exc, labels, output_dir)
                     continue
                 done += series.n_slices
                 n_series += 1
                 rate = done / max(time.time() - started, 1e-9)
-                print(f"denoise: series {series.series_key}: {series.n_slices} slices "
-                      f"({rate:.1f} slices/s)", file=sys.stderr, flush=True)
+                counter.finish(f" ({rate:.1f} slices/s)")
     finally:
         dicom.ReadResult([], [(labels(p), r) for p, r in skipped], index.root).write_quarantine(
             quarantine)
@@ -177,10 +194,11 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
 
 
 def _write_series(serve, series: dicom.CtSeries, targets: dict[str, Path], model_name: str,
-                  batch: int, tile: int, train_spacing: float | None) -> None:
+                  batch: int, tile: int, train_spacing: float | None,
+                  on_slices: Callable[[int], None] | None = None) -> None:
     """Denoise one series and write it as a derived series (new UIDs) at the files' targets."""
     _warn_spacing(series, train_spacing)
-    denoised = denoise_hu(serve, series.hu, batch, tile)
+    denoised = denoise_hu(serve, series.hu, batch, tile, on_slices)
     uid = generate_uid()
     by_file: dict[str, dict[int, np.ndarray]] = {}
     for k, (path, frame) in enumerate(zip(series.source_paths, series.frame_indices)):

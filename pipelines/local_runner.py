@@ -12,7 +12,25 @@ A step whose outputs exist and whose fingerprint (the config sections it reads p
 fingerprints) is unchanged is skipped and says so; a changed setting re-runs that step and
 everything downstream. A failing step stops the run with its name and message; the next run
 resumes there (finished steps stay cached). ``<workdir>/manifest.json`` records package versions,
-the git commit, each step's fingerprint, status and time.
+the git commit, each step's fingerprint, status and seconds (and ``phases``: the seconds of the
+phases the step timed with `ldct_tf.progress.phase`, when it timed any), and the run's total
+``seconds``.
+
+Progress: each step is shown as k of the n steps this invocation considers, with the run's
+elapsed time and an estimate of what is left, and the phases it timed::
+
+    [3/9 cam] running (run elapsed 1 min 12 s, about 6 min left)
+    [3/9 cam] done in 19 s (run elapsed 1 min 31 s, about 5 min 40 s left)
+    ...
+    [8/9 evaluate] done in 1 min 20 s (run elapsed 7 min 2 s, about 5 s left)
+        phases: load 4 s, baselines 21 s, denoise 9 s, cnn_observers 6 s, metrics 12 s, ...
+
+What is left is the expected seconds of the steps still to run (not cached), each from the first
+of: the step's time in this work directory's previous manifest (when it ran then), for a seed the
+step's time in the study's own run, the preset's last run (kept per user,
+`ldct_tf.progress.preset_seconds`; the preset is the ``--config`` file's name, ``default``
+without one), and for the demo preset `DEMO_STEP_SECONDS`. A seed's lines read
+``[seed 2/3: 1/6 pretrain] running (seed elapsed 0 s, about 4 min left)``: what that seed has left.
 
 A seed study (``--seeds N`` or ``pipeline.seeds``): the run itself is training seed
 ``train.seed``; seeds ``train.seed + 1`` .. ``+ N-1`` each re-train pretrain and every fine-tune
@@ -35,12 +53,19 @@ import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli
+from ldct_tf import cli, progress
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import git_commit, package_versions
 from ldct_tf.steps import STEPS, TRAINING_STEPS, Step, steps_for
 from ldct_tf.workdir import SHARED, Workdir
+
+# A first run's expected seconds per step for the demo preset (pipelines/configs/demo.toml),
+# measured on 2 CPU cores; any run's own times replace them. PLACEHOLDERS until measured.
+DEMO_STEP_SECONDS = {"prepare": 90, "classifier": 60, "cam": 15, "observer": 60, "pretrain": 70,
+                     "finetune": 90, "finetune_control": 80, "finetune_oracle": 80,
+                     "finetune_pairs": 80, "evaluate": 80, "export": 5}
+FIRST_RUN_SECONDS = {"demo": DEMO_STEP_SECONDS}  # preset -> step -> seconds
 
 
 def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str, str]:
@@ -59,8 +84,14 @@ def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str,
 
 
 def run(config: Config, workdir: Path, start: str | None = None, only: str | None = None,
-        include: tuple[str, ...] | None = None, closing: bool = True) -> dict:
-    """Run (or skip) every step (of ``include`` only, when given); return the manifest."""
+        include: tuple[str, ...] | None = None, closing: bool = True, *,
+        preset: str | None = None, label: str = "",
+        expected: dict[str, float] | None = None) -> dict:
+    """Run (or skip) every step (of ``include`` only, when given); return the manifest.
+
+    ``preset`` (the config file's name) looks up, and records, the preset's last step times for
+    the estimate of what is left; ``expected`` are step times to use before the preset's (a seed
+    study's own run); ``label`` prefixes the step lines (a seed of a seed study)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     steps = steps_for(config)
@@ -71,23 +102,32 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
                             f"{', '.join(names)}")
     prints = fingerprints(config, steps, cli.workdir_salt(workdir))
     state = _load(Workdir(workdir).state)
+    previous_times = progress.ran_seconds(_load(Workdir(workdir).manifest))  # before overwritten
     forced = set(names[names.index(start):]) if start else {only} if only else set()
+    chosen = [step for step in steps if not ((only and step.name != only)
+                                             or (include is not None and step.name not in include))]
+
+    def is_cached(step: Step) -> bool:
+        previous = state.get(step.name, {})
+        return bool(step.name not in forced and previous.get("fingerprint") == prints[step.name]
+                    and step.outputs(workdir, previous))
+
+    shown = progress.RunProgress(
+        [step.name for step in chosen], [step.name for step in chosen if not is_cached(step)],
+        progress.expected_seconds([step.name for step in chosen], previous_times, expected,
+                                  *_preset_times(preset)),
+        label=label, scope="seed" if label else "run")
     manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
                 "steps": {}}
     started = time.time()
-    for step in steps:
-        if (only and step.name != only) or (include is not None and step.name not in include):
-            continue
-        previous = state.get(step.name, {})
-        cached = (step.name not in forced and previous.get("fingerprint") == prints[step.name]
-                  and step.outputs(workdir, previous))
-        if cached:
-            print(f"[{step.name}] cached (fingerprint {prints[step.name]}, outputs present): "
-                  "skipped")
+    for step in chosen:
+        if is_cached(step):
+            print(shown.cached(step.name, f"fingerprint {prints[step.name]}, outputs present"))
             manifest["steps"][step.name] = {"fingerprint": prints[step.name], "status": "cached",
                                             "seconds": 0.0}
             continue
-        print(f"[{step.name}] running", flush=True)
+        print(shown.running(step.name), flush=True)
+        progress.reset_phases()
         t0 = time.time()
         try:
             record = step.run(step.configure(config), workdir) or {}
@@ -98,11 +138,20 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
             _save(workdir, state, manifest)
             raise LdctError(f"step {step.name} failed: {type(exc).__name__}: {exc}") from exc
         seconds = round(time.time() - t0, 1)
+        phases = {name: round(s, 1) for name, s in progress.phases().items()}
         state[step.name] = {"fingerprint": prints[step.name], **record}
-        manifest["steps"][step.name] = {"fingerprint": prints[step.name], "status": "ran",
-                                        "seconds": seconds, **record}
+        entry = {"fingerprint": prints[step.name], "status": "ran", "seconds": seconds}
+        # the step's record after, never over, the runner's keys (evaluate's report and the
+        # training summaries hold a "seconds" of their own)
+        entry.update((key, value) for key, value in record.items()
+                     if key not in entry and key != "phases")
+        manifest["steps"][step.name] = {**entry, **({"phases": phases} if phases else {})}
         _save(workdir, state, manifest)
-        print(f"[{step.name}] done in {seconds:.0f} s")
+        if preset:
+            progress.record_preset_seconds(preset, step.name, seconds)
+        print(shown.done(step.name, seconds), flush=True)
+        if phases:
+            print(f"    phases: {progress.phases_text(phases)}", flush=True)
     manifest["seconds"] = round(time.time() - started, 1)
     _save(workdir, state, manifest)
     if closing:
@@ -110,14 +159,28 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
     return manifest
 
 
+def _preset_times(preset: str | None) -> list[dict[str, float]]:
+    """The preset's recorded step times, then its first-run table (none without a preset)."""
+    if not preset:
+        return []
+    return [progress.preset_seconds(preset), FIRST_RUN_SECONDS.get(preset, {})]
+
+
 def seed_workdir(workdir: Path, index: int) -> Path:
     return Workdir(workdir).seed(index).root
 
 
-def run_seeds(config: Config, workdir: Path, seeds: int) -> dict:
-    """The seed study (see the module docstring) after the run itself; returns its summary."""
+def run_seeds(config: Config, workdir: Path, seeds: int, preset: str | None = None) -> dict:
+    """The seed study (see the module docstring) after the run itself; returns its summary.
+    Each seed's step lines read ``[seed 2/3: 1/6 pretrain]``, with the seed's elapsed time and
+    what the seed has left; its estimates come from the run's own step times (then ``preset``'s),
+    and a seed (whose evaluate skips the baselines) records none for the preset."""
     workdir = Path(workdir)
     dirs = [workdir]
+    run_times = progress.ran_seconds(_load(Workdir(workdir).manifest))
+    expected = {}
+    for times in reversed([run_times, *_preset_times(preset)]):
+        expected.update(times)  # the first source that has a step wins
     for index in range(1, seeds):
         target = seed_workdir(workdir, index)
         _link_shared(workdir, target)
@@ -126,7 +189,8 @@ def run_seeds(config: Config, workdir: Path, seeds: int) -> dict:
         seeded = config.replace(
             train=dataclasses.replace(config.train, seed=seed),
             evaluate=dataclasses.replace(config.evaluate, baselines=False))
-        run(seeded, target, include=TRAINING_STEPS, closing=False)
+        run(seeded, target, include=TRAINING_STEPS, closing=False,
+            label=f"seed {index + 1}/{seeds}", expected=expected)
         dirs.append(target)
     from ldct_tf import seed_study
 
@@ -191,9 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = [f"pipeline.seeds={args.seeds}"] if args.seeds is not None else []
     extra += [f"pipeline.beam_args={json.dumps(beam_args)}"] if beam_args else []
     config, workdir = cli.resolve(args, extra)
-    run(config, workdir, args.start, args.only)
+    preset = Path(args.config).stem if args.config else "default"
+    run(config, workdir, args.start, args.only, preset=preset)
     if config.pipeline.seeds > 1 and not args.only:
-        run_seeds(config, workdir, config.pipeline.seeds)
+        run_seeds(config, workdir, config.pipeline.seeds, preset)
     return 0
 
 

@@ -1,6 +1,7 @@
 """DICOM in, DICOM out: tags, pixel values through the inverse rescale, quarantine, tiles."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -29,13 +30,18 @@ def _serve(model_dir):
     return tf.saved_model.load(str(model_dir)).signatures["serving_default"]
 
 
-def test_series_round_trip_keeps_identity_and_geometry(model_dir, tmp_path, rng):
+def test_series_round_trip_keeps_identity_and_geometry(model_dir, tmp_path, rng, capsys):
     stored = rng.integers(900, 1200, (3, 40, 40)).astype(np.int16)  # soft tissue around 0 HU
     write_series(tmp_path / "in" / "study" / "series", n_slices=3, rows=40, cols=40,
                  stored_volume=stored, slope=1.0, intercept=-1024.0)
     sources = sorted((tmp_path / "in").rglob("*.dcm"))
     before = {src: src.read_bytes() for src in sources}
-    denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
+    denoise.run(model_dir, tmp_path / "in", tmp_path / "out", batch=2)
+    # progress on stderr, slices done of the series' total; not a terminal: plain lines, no \r
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("denoise: series")]
+    assert re.fullmatch(r"denoise: series \S+: 3/3 slices \(\d+\.\d slices/s\)", lines[-1]), lines
+    assert "\r" not in err
     serve = _serve(model_dir)
     uids = set()
     for src in sources:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldct_tf import progress as timing
 from ldct_tf.evaluate import bootstrap, localization, metrics, observers
 from ldct_tf.config import Config
 from ldct_tf.models.preprocessing import normalize_hu
@@ -59,33 +60,36 @@ def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
     present = [i for i, lab in enumerate(test.label) if lab == 1]
     pairs = twin_pairs(test)
     design = Design.of(test, pairs, present)
-    readers = {"classifier_auc": _classifier(workdir),
-               "cnn_observer_independent": _observer(workdir)}
-    tissue = [metrics.uniform_tissue_mask(ref) for ref in test.ndct]  # one per slice, every set
-    reference = _twin_reference(test, pairs)  # NDCT's twin contrast: every set's denominator
+    with timing.phase("cnn_observers"):
+        readers = {"classifier_auc": _classifier(workdir),
+                   "cnn_observer_independent": _observer(workdir)}
+    with timing.phase("metrics"):
+        tissue = [metrics.uniform_tissue_mask(ref) for ref in test.ndct]  # per slice, every set
+        reference = _twin_reference(test, pairs)  # NDCT's twin contrast: every set's denominator
     results, cases = {}, {}
     for name, images in sets.items():
         rng = np.random.default_rng(cfg.seed)
         case = read_cases(images, test, present, pairs, readers, cfg, with_fidelity=name != "ndct",
                       reference=reference, design=design)
-        fidelity = (_fidelity(case["fidelity"], cfg.resamples, rng, design.slices)
-                    if name != "ndct" else {window: None for window in metrics.WINDOWS})
-        result = {
-            # diagnostic first (the report's order), then fidelity
-            "contrast_kept": _contrast_kept(case.get("contrast_kept"), test, pairs,
-                                            cfg.resamples, rng),
-            "cho": cho_summary(case.get("cho_auc")),
-            "lroc": _lroc(case.get("lroc_area"), cfg.resamples, rng),
-            "cnn_observer_independent": _auc_of_scores(case.get("cnn_observer_independent"),
-                                                       cfg.resamples, rng),
-            "invented_contrast": _invented(case.get("invented_contrast"), cfg.resamples, rng),
-            **fidelity,  # grouped by window: sets.<name>.abdomen.psnr
-            "noise": _noise(images, tissue, cfg.resamples, rng, design.slices),
-            "contrast_recovery": _contrast_recovery(case.get("contrast_recovery"),
-                                                    cfg.resamples, rng),
-            "edge": _edge(images, test, present, cfg.resamples, rng, design.present),
-            "classifier_auc": _auc_of_scores(case.get("classifier_auc"), cfg.resamples, rng),
-        }
+        with timing.phase("intervals"):  # the summaries: noise and edge, every interval
+            fidelity = (_fidelity(case["fidelity"], cfg.resamples, rng, design.slices)
+                        if name != "ndct" else {window: None for window in metrics.WINDOWS})
+            result = {
+                # diagnostic first (the report's order), then fidelity
+                "contrast_kept": _contrast_kept(case.get("contrast_kept"), test, pairs,
+                                                cfg.resamples, rng),
+                "cho": cho_summary(case.get("cho_auc")),
+                "lroc": _lroc(case.get("lroc_area"), cfg.resamples, rng),
+                "cnn_observer_independent": _auc_of_scores(case.get("cnn_observer_independent"),
+                                                           cfg.resamples, rng),
+                "invented_contrast": _invented(case.get("invented_contrast"), cfg.resamples, rng),
+                **fidelity,  # grouped by window: sets.<name>.abdomen.psnr
+                "noise": _noise(images, tissue, cfg.resamples, rng, design.slices),
+                "contrast_recovery": _contrast_recovery(case.get("contrast_recovery"),
+                                                        cfg.resamples, rng),
+                "edge": _edge(images, test, present, cfg.resamples, rng, design.present),
+                "classifier_auc": _auc_of_scores(case.get("classifier_auc"), cfg.resamples, rng),
+            }
         results[name], cases[name] = result, case
         progress(f"measured {name}")
     _relative(results)
@@ -98,37 +102,40 @@ def read_cases(images, test: Slices, present, pairs, readers: dict, cfg, with_fi
     (`statistic`) both use them; each carries the ``clusters`` its bootstrap resamples. A metric
     that cannot be measured here is missing. ``reference`` is `_twin_reference`."""
     cases: dict = {}
-    if pairs:
-        # columns: m(img_p), m(img_a), m(ndct_p), m(ndct_a), sign; one case per pair
-        twins = {"cases": np.column_stack([_twin_means(images, test, pairs), reference]),
-                 "clusters": design.pairs}
-        cases["contrast_kept"] = cases["invented_contrast"] = twins
-        found = localization.localize_pairs([images[p] for p, _ in pairs],
-                                            [images[a] for _, a in pairs],
-                                            [test.lesion[p] for p, _ in pairs],
-                                            search_factor=LROC_SEARCH, hit_factor=LROC_HIT)
-        cases["lroc_area"] = cases["fraction_localized"] = {
-            "cases": np.column_stack([found["present_rating"], found["correct"],
-                                      found["absent_rating"]]).astype(np.float64),
-            "clusters": design.pairs, "distance_px": found["distance_px"]}
-    if with_fidelity:
-        per = [metrics.fidelity(im, ref) for im, ref in zip(images, test.ndct)]
-        cases["fidelity"] = per
-        for key in ("psnr", "ssim"):
-            cases[f"{key}_abdomen"] = {"cases": np.array([p["abdomen"][key] for p in per]),
-                                       "clusters": design.slices}
-    if present:
-        cases["contrast_recovery"] = {"cases": np.array(
-            [[_signed_contrast(images[i], test.lesion[i]),
-              _signed_contrast(test.ndct[i], test.lesion[i])] for i in present]),
-            "clusters": design.present}
-    cho = cho_reading(images, test, pairs, design.pairs, cfg)
+    with timing.phase("metrics"):
+        if pairs:
+            # columns: m(img_p), m(img_a), m(ndct_p), m(ndct_a), sign; one case per pair
+            twins = {"cases": np.column_stack([_twin_means(images, test, pairs), reference]),
+                     "clusters": design.pairs}
+            cases["contrast_kept"] = cases["invented_contrast"] = twins
+            found = localization.localize_pairs([images[p] for p, _ in pairs],
+                                                [images[a] for _, a in pairs],
+                                                [test.lesion[p] for p, _ in pairs],
+                                                search_factor=LROC_SEARCH, hit_factor=LROC_HIT)
+            cases["lroc_area"] = cases["fraction_localized"] = {
+                "cases": np.column_stack([found["present_rating"], found["correct"],
+                                          found["absent_rating"]]).astype(np.float64),
+                "clusters": design.pairs, "distance_px": found["distance_px"]}
+        if with_fidelity:
+            per = [metrics.fidelity(im, ref) for im, ref in zip(images, test.ndct)]
+            cases["fidelity"] = per
+            for key in ("psnr", "ssim"):
+                cases[f"{key}_abdomen"] = {"cases": np.array([p["abdomen"][key] for p in per]),
+                                           "clusters": design.slices}
+        if present:
+            cases["contrast_recovery"] = {"cases": np.array(
+                [[_signed_contrast(images[i], test.lesion[i]),
+                  _signed_contrast(test.ndct[i], test.lesion[i])] for i in present]),
+                "clusters": design.present}
+    with timing.phase("cho"):
+        cho = cho_reading(images, test, pairs, design.pairs, cfg)
     if cho is not None:
         cases["cho_auc"] = cho
-    for key, reader in readers.items():
-        if reader is not None and pairs:
-            cases[key] = {"cases": _classifier_scores(reader, images, test, pairs),
-                          "clusters": design.pairs}
+    with timing.phase("cnn_observers"):
+        for key, reader in readers.items():
+            if reader is not None and pairs:
+                cases[key] = {"cases": _classifier_scores(reader, images, test, pairs),
+                              "clusters": design.pairs}
     return cases
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldct_tf import progress as timing
 from ldct_tf.evaluate import baselines
 from ldct_tf.records import dataset, schema as F
 from ldct_tf.config import Config
@@ -71,16 +72,18 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
     sets = {"ldct": test.ldct, "ndct": test.ndct}
     skipped, settings = {}, {}
     if config.evaluate.baselines:
-        sets.update(_baselines(config, test, val, skipped, settings))
+        with timing.phase("baselines"):
+            sets.update(_baselines(config, test, val, skipped, settings))
     else:
         for name in ("gaussian", "bm3d"):
             # they do not depend on the training seed: a seed study measures them once
             skipped[name] = "disabled (evaluate.baselines = false)"
-    networks, missing = trained_networks(workdir)
-    skipped.update(missing)
-    for name, network in networks.items():
-        sets[name] = denoise(network, test.ldct)
-        progress(f"{name}: denoised {len(test.ldct)} slices")
+    with timing.phase("denoise"):
+        networks, missing = trained_networks(workdir)
+        skipped.update(missing)
+        for name, network in networks.items():
+            sets[name] = denoise(network, test.ldct)
+            progress(f"{name}: denoised {len(test.ldct)} slices")
     return sets, skipped, settings
 
 

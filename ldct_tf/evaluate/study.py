@@ -25,6 +25,12 @@ observer is saturated. For every set, diagnostic first:
 
 Writes ``<workdir>/eval/metrics.json``, ``cases.npz`` (the per-case values a seed study
 bootstraps, `write_cases`), ``report.md``, ``report.html`` and ``figures/*.png``.
+
+Phases timed (`ldct_tf.progress.phase`, shown by the local runner): "load" (the test and val
+slices), "baselines" (Gaussian and BM3D, tuned), "denoise" (every network loaded and run),
+"metrics" (twin contrast, localization, fidelity, contrast recovery), "cho", "cnn_observers" (the
+map classifier and the observer loaded and read), "intervals" (per-set summaries and bootstrap
+intervals, the paired claims), "contrast_detail" and "report" (metrics, cases, report, figures).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf.evaluate import contrast_detail, localization, metrics
-from ldct_tf import cli, records
+from ldct_tf import cli, progress as timing, records
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate.report import jsonable
@@ -57,16 +63,19 @@ def run(config: Config, workdir: Path) -> dict:
         raise LdctError(f"the test split of {source} is empty; prepare more series")
     cli.save_config(config, workdir, out)
     started = time.time()
-    test = load_slices(records.pattern(source, "test"), config)
-    val = load_slices(records.pattern(source, "val"), config) if sizes["val"] else None
+    with timing.phase("load"):
+        test = load_slices(records.pattern(source, "test"), config)
+        val = load_slices(records.pattern(source, "val"), config) if sizes["val"] else None
     progress(f"loaded {len(test.ldct)} test slices ({sum(test.label)} with a lesion, "
               f"{len(twin_pairs(test))} matched pairs)")
     sets, skipped, settings = make_sets(config, workdir, test, val)
     results, cases = evaluate_sets(config, workdir, test, sets)
     binned = time.time()
-    detail = contrast_detail.measure(config, test, sets, cases)
+    with timing.phase("contrast_detail"):
+        detail = contrast_detail.measure(config, test, sets, cases)
     progress(f"contrast-detail bins measured in {time.time() - binned:.0f} s")
-    all_claims = claims(config, cases)
+    with timing.phase("intervals"):
+        all_claims = claims(config, cases)
     report = {
         "window": {name: {"hu": list(bounds), "data_range": bounds[1] - bounds[0]}
                    for name, bounds in metrics.WINDOWS.items()},
@@ -77,12 +86,13 @@ def run(config: Config, workdir: Path) -> dict:
         "claim": headline(all_claims), "claims": all_claims,
         "conventions": _conventions(config),
         "seconds": round(time.time() - started, 1)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS_FILE).write_text(json.dumps(jsonable(report), indent=2) + "\n")
-    write_cases(Workdir(workdir).cases, test, cases)
-    from ldct_tf.evaluate import report as report_writer
+    with timing.phase("report"):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_FILE).write_text(json.dumps(jsonable(report), indent=2) + "\n")
+        write_cases(Workdir(workdir).cases, test, cases)
+        from ldct_tf.evaluate import report as report_writer
 
-    paths = report_writer.write(report, test, sets, workdir, out)
+        paths = report_writer.write(report, test, sets, workdir, out)
     print(f"evaluate: report {paths['markdown']} (and {paths['html'].name}); metrics "
           f"{out / 'metrics.json'}")
     return report

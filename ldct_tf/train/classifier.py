@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, records
+from ldct_tf import cli, progress, records
 from ldct_tf.records import dataset, schema as F
 from ldct_tf.evaluate import metrics
 from ldct_tf.config import Config, LesionConfig
@@ -79,7 +79,8 @@ def train_patch_classifier(config: Config, workdir: Path, *, out: Path, seed: in
     the first ``ndct_warmup_epochs`` epochs train on NDCT patches alone (a detector that sees noisy
     patches from the start can sit at chance for many epochs); ``learning_rate`` overrides
     ``classifier.learning_rate``. TensorBoard logs go to
-    ``<workdir>/logs/<out.name>``.
+    ``<workdir>/logs/<out.name>``. Phases timed (`ldct_tf.progress.phase`): "build", "fit" (the
+    warm-up included) and "test" (the best checkpoint loaded and measured).
     """
     distribution = distribute.strategy_for(config.train.strategy)  # before TensorFlow starts
     workdir = Path(workdir)
@@ -132,7 +133,7 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
                               f"{out.name if distribution.is_chief else 'this phase'} anew"):
         # Keras warns at the end of every epoch of a tf.data input of unknown length.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        with distribution.strategy.scope():
+        with distribution.strategy.scope(), progress.phase("build"):
             model = _compiled(cfg, learning_rate)
         distribute.adapt_for_multiworker(model, distribution)
         fit_val, validation = val, []
@@ -141,23 +142,26 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
         board = keras.callbacks.TensorBoard(str(logs))
         verbose = 2 if distribution.is_chief else 0
         if warmup:
-            model.fit(ndct_only, validation_data=fit_val, epochs=warmup, verbose=verbose,
-                      shuffle=False,
-                      callbacks=[*validation, board, keras.callbacks.TerminateOnNaN()])
-        history = model.fit(train, validation_data=fit_val, epochs=epochs, initial_epoch=warmup,
-                            verbose=verbose, shuffle=False, callbacks=[
-                                *validation,
-                                keras.callbacks.ModelCheckpoint(
-                                    str(out / MODEL_FILE), monitor=monitor, mode="min",
-                                    save_best_only=True),
-                                # No stopping in the first epochs: a detector of small
-                                # lesions often sits at chance for a while before it learns.
-                                keras.callbacks.EarlyStopping(
-                                    monitor=monitor, patience=cfg.patience,
-                                    start_from_epoch=min(epochs // 2, 10)),
-                                board, keras.callbacks.TerminateOnNaN()])
-        best = keras.models.load_model(out / MODEL_FILE)
-        result = _evaluate(best, patches, sizes)
+            with progress.phase("fit"):
+                model.fit(ndct_only, validation_data=fit_val, epochs=warmup, verbose=verbose,
+                          shuffle=False,
+                          callbacks=[*validation, board, keras.callbacks.TerminateOnNaN()])
+        callbacks = [
+            *validation,
+            keras.callbacks.ModelCheckpoint(str(out / MODEL_FILE), monitor=monitor, mode="min",
+                                            save_best_only=True),
+            # No stopping in the first epochs: a detector of small lesions often sits at chance
+            # for a while before it learns.
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
+                                          start_from_epoch=min(epochs // 2, 10)),
+            board, keras.callbacks.TerminateOnNaN()]
+        with progress.phase("fit"):
+            history = model.fit(train, validation_data=fit_val, epochs=epochs,
+                                initial_epoch=warmup, verbose=verbose, shuffle=False,
+                                callbacks=callbacks)
+        with progress.phase("test"):
+            best = keras.models.load_model(out / MODEL_FILE)
+            result = _evaluate(best, patches, sizes)
     result.update(training_seconds=round(time.time() - started, 1), epochs=epochs,
                   epochs_run=warmup + len(history.history[monitor]),
                   best_epoch=warmup + int(np.argmin(history.history[monitor])) + 1,

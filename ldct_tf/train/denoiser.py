@@ -25,6 +25,8 @@ blur). Each run writes
 
 A killed run resumes from its last backup when the same command is run again; NaN losses stop
 training; ``input.deterministic`` makes the run reproducible (seeded data and deterministic ops).
+The phases "build" (the pretrain network loaded, the network built and compiled), "fit" and
+"save" (the kept weights loaded and saved) are timed with `ldct_tf.progress.phase`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, records
+from ldct_tf import cli, progress, records
 from ldct_tf.records import dataset, schema as F
 from ldct_tf.models import losses
 from ldct_tf.config import Config
@@ -90,7 +92,8 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
     cli.save_config(config, workdir, out)
     settings = config.pretrain if phase == "pretrain" else config.finetune
     loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
-    pretrained = load_trained(workdir, "pretrain") if phase == "finetune" else None
+    with progress.phase("build"):
+        pretrained = load_trained(workdir, "pretrain") if phase == "finetune" else None
     keras.utils.set_random_seed(config.train.seed)
     started = time.time()
     backup_dir = Workdir(workdir).denoiser(name) / "backup"  # the chief's: every worker resumes
@@ -98,7 +101,7 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
         strategy, replicas = distribution.strategy, distribution.replicas
         global_batch = config.input.batch_size * replicas
         steps = max(1, sizes["train"] * config.input.patches_per_slice // global_batch)
-        with strategy.scope():
+        with strategy.scope(), progress.phase("build"):
             model = _denoiser(config, loss_mode, pretrained, steps, phase)
         distribute.adapt_for_multiworker(model, distribution)
         policy_name = distribute.shard_policy(config.train.input_sharding,
@@ -131,13 +134,15 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
                                               f"; writes only to {out.parent}"))
         evaluator = None
         if distribution.multiworker and val is not None:  # validation outside the strategy
-            evaluator = _denoiser(config, loss_mode, None, steps, phase)
+            with progress.phase("build"):
+                evaluator = _denoiser(config, loss_mode, None, steps, phase)
         callbacks = _callbacks(config, out, logs, source, with_mask, val, backup_dir,
                                distribution, evaluator)
         with dataset.naming_corrupt_shards(records.pattern(source, "*")), \
                 warnings.catch_warnings(), distribute.peer_failures(
                     distribution, f"start every worker again with the same TF_CONFIG to "
-                                  f"resume from the backup in {backup_dir}"):
+                                  f"resume from the backup in {backup_dir}"), \
+                progress.phase("fit"):
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train, validation_data=None if evaluator else val,
                       epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
@@ -146,8 +151,9 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
         history = read_history(out / "history.csv")
         monitor = "val_loss" if val is not None else "loss"
         keep = "last" if phase == "finetune" and config.finetune.checkpoint == "last" else "best"
-        model.load_weights(out / f"{keep}.weights.h5")
-        model.network.save(out / MODEL_FILE)
+        with progress.phase("save"):
+            model.load_weights(out / f"{keep}.weights.h5")
+            model.network.save(out / MODEL_FILE)
     summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
                        out, logs)
     summary["seed"] = config.train.seed

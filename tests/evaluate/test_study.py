@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from ldct_tf.evaluate import claims, metrics, readings, sets as image_sets, study as evaluate
-from ldct_tf import records
+from ldct_tf import progress, records
 from ldct_tf.workdir import Workdir
 
 
@@ -26,7 +26,19 @@ def evaluated(denoisers_tiny, tmp_path_factory):
     shutil.copytree(workdir / "denoiser" / "finetune", workdir / "denoiser" / "finetune_control")
     config = config.replace(evaluate=config.evaluate.__class__(resamples=50, bm3d=False,
                                                                cho_splits=2))
-    return config, workdir, evaluate.run(config, workdir)
+    progress.reset_phases()
+    report = evaluate.run(config, workdir)
+    PHASES.update(progress.phases())
+    return config, workdir, report
+
+
+PHASES = {}  # what the evaluation of `evaluated` timed
+
+
+def test_the_evaluation_times_its_phases(evaluated):
+    assert list(PHASES) == ["load", "baselines", "denoise", "cnn_observers", "metrics", "cho",
+                            "intervals", "contrast_detail", "report"]
+    assert all(seconds >= 0 for seconds in PHASES.values())
 
 
 def test_metrics_json_has_every_set_window_and_interval(evaluated):

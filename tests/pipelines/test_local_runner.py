@@ -135,3 +135,89 @@ def test_beam_options_after_the_separator_reach_prepare_and_no_fingerprint(tmp_p
     on_dask = load_config(None, [*TINY, 'pipeline.beam_args=["--runner", "DaskRunner"]'])
     steps = steps_for(config)
     assert local_runner.fingerprints(config, steps) == local_runner.fingerprints(on_dask, steps)
+
+
+def _fake_steps(monkeypatch, tmp_path):
+    """Three instant steps named like real ones (the demo's first-run table knows them), through
+    the runner's registry: no data, no training. ``prepare`` times two phases."""
+    import types
+
+    from ldct_tf import progress
+    from ldct_tf.steps import Step
+
+    module = types.ModuleType("fake_steps")
+
+    def run(config, workdir, name):
+        if name == "prepare":
+            with progress.phase("simulate"):
+                with progress.phase("write"):
+                    pass
+            with progress.phase("simulate"):
+                pass
+        (workdir / f"{name}.done").write_text("")
+        return {"made": name, "seconds": 1234.0}  # a step's own time must not hide the runner's
+
+    module.run = run
+    monkeypatch.setitem(sys.modules, "fake_steps", module)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the preset's step times
+    steps = [Step(name=name, module="fake_steps", args=(name,), sections=(section,),
+                  inputs=inputs, done=lambda paths, _, name=name: (paths.root / f"{name}.done")
+                  .exists())
+             for name, section, inputs in (("prepare", "data", ()), ("cam", "cam", ("prepare",)),
+                                           ("evaluate", "evaluate", ("cam",)))]
+    monkeypatch.setattr(local_runner, "steps_for", lambda config: steps)
+
+
+def _lines(capsys):
+    """The step lines, with the times this machine took (elapsed, done in) made T."""
+    import re
+
+    out = capsys.readouterr().out
+    return [re.sub(r"(elapsed|done in) (\d+ min )?\d+ s", r"\1 T", line)
+            for line in out.splitlines() if line.startswith(("[", "    phases"))]
+
+
+def test_runner_shows_k_of_n_what_is_left_and_each_steps_phases(tmp_path, monkeypatch, capsys):
+    from ldct_tf import progress
+
+    _fake_steps(monkeypatch, tmp_path)
+    config, workdir = load_config(None), tmp_path / "run"
+    # a first run of the demo preset: the estimates are the demo table's (90 + 15 + 80 s)
+    first = local_runner.run(config, workdir, preset="demo", closing=False)
+    assert _lines(capsys) == [
+        "[1/3 prepare] running (run elapsed T, about 3 min 10 s left)",
+        "[1/3 prepare] done in T (run elapsed T, about 1 min 40 s left)",
+        "    phases: simulate 0 s, write 0 s",
+        "[2/3 cam] running (run elapsed T, about 1 min 40 s left)",
+        "[2/3 cam] done in T (run elapsed T, about 1 min 20 s left)",
+        "[3/3 evaluate] running (run elapsed T, about 1 min 20 s left)",
+        "[3/3 evaluate] done in T (run elapsed T)"]
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest == first and isinstance(manifest["seconds"], float)
+    assert all(step["status"] == "ran" and step["seconds"] < 1234
+               for step in manifest["steps"].values())
+    assert set(manifest["steps"]["prepare"]["phases"]) == {"simulate", "write"}
+    assert "phases" not in manifest["steps"]["cam"] and manifest["steps"]["cam"]["made"] == "cam"
+    assert set(progress.preset_seconds("demo")) == {"prepare", "cam", "evaluate"}
+
+    # this work directory's last times come first, then the preset's (cam cached last time)
+    manifest["steps"]["cam"].update(status="ran", seconds=30.0)
+    manifest["steps"]["evaluate"].update(status="cached", seconds=0.0)
+    (workdir / "manifest.json").write_text(json.dumps(manifest))
+    progress.record_preset_seconds("demo", "evaluate", 200)
+    local_runner.run(config, workdir, start="cam", preset="demo", closing=False)
+    assert _lines(capsys) == [
+        "[1/3 prepare] cached (fingerprint "
+        f"{first['steps']['prepare']['fingerprint']}, outputs present): skipped",
+        "[2/3 cam] running (run elapsed T, about 3 min 50 s left)",
+        "[2/3 cam] done in T (run elapsed T, about 3 min 20 s left)",
+        "[3/3 evaluate] running (run elapsed T, about 3 min 20 s left)",
+        "[3/3 evaluate] done in T (run elapsed T)"]
+
+    # --only: n counts the steps this invocation considers; a seed's lines say which seed; the
+    # step's own last time here (about 0 s) comes before ``expected``
+    local_runner.run(config, workdir, only="evaluate", closing=False, label="seed 2/3",
+                     expected={"evaluate": 42})
+    assert _lines(capsys) == [
+        "[seed 2/3: 1/1 evaluate] running (seed elapsed T, about 0 s left)",
+        "[seed 2/3: 1/1 evaluate] done in T (seed elapsed T)"]
