@@ -5,6 +5,8 @@ patches/s on the same machine in the same process, their ratio (goal: >= 5), and
 pipeline's throughput in slices/s for synthetic 256x256 slices with 1 and 2 Beam workers.
 
     python benchmarks/input_pipeline.py [--slices 16] [--batches 200] [--skip-prepare]
+    python benchmarks/input_pipeline.py --slices 2 --batches 2 --train-steps 2 --filters 4 \
+        --image-size 64 --patch-size 32 --batch-size 2 --beam-in-process   # smoke run
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ from ldct_tf.config import load_config
 from ldct_tf.workdir import Workdir
 
 
-def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int) -> float:
+def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int,
+                 in_process: bool = False) -> float:
     from ldct_tf.prepare import pipeline as prepare
 
     config = load_config(None, [f"data.n_series={slices}", "data.slices_per_series=1",
                                 f"data.image_size={image_size}",
                                 "data.split_fractions=[1.0, 0.0, 0.0]", "data.num_shards=2"])
+    beam_args = [f"--direct_num_workers={workers}"]
+    if in_process:
+        beam_args.append("--direct_running_mode=in_memory")
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
-        prepare.run(config, workdir, [f"--direct_num_workers={workers}"])
+        prepare.run(config, workdir, beam_args)
     return slices / (time.perf_counter() - started)
 
 
@@ -57,32 +63,44 @@ def train_rate(config, steps: int, filters: int) -> float:
     model = build_redcnn(filters)
     model.compile(optimizer="adam", loss="mse")
     x = np.random.default_rng(0).random((batch * steps, size, size, 1), np.float32)
-    model.fit(x, x, batch_size=batch, epochs=1, steps_per_epoch=5, verbose=0)  # warm-up
+    model.fit(x, x, batch_size=batch, epochs=1, steps_per_epoch=min(5, steps),
+              verbose=0)  # warm-up
     started = time.perf_counter()
     model.fit(x, x, batch_size=batch, epochs=1, verbose=0)
     return batch * steps / (time.perf_counter() - started)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=24, help="synthetic slices to prepare")
     parser.add_argument("--batches", type=int, default=200, help="reader batches to time")
     parser.add_argument("--train-steps", type=int, default=40)
     parser.add_argument("--filters", type=int, default=32, help="demo RED-CNN width")
     parser.add_argument("--skip-prepare", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="synthetic slice size, px (>= 64: room for the default lesion)")
+    parser.add_argument("--patch-size", type=int,
+                        help="input.patch_size (default: the config's; >= 21 for the RED-CNN)")
+    parser.add_argument("--batch-size", type=int, help="input.batch_size (default: the config's)")
+    parser.add_argument("--beam-in-process", action="store_true",
+                        help="prepare with Beam's in-memory runner, no worker processes (smoke "
+                             "runs; the prepare rates then say nothing about worker scaling)")
+    args = parser.parse_args(argv)
     cli.quiet_startup()
-    config = load_config(None)
+    config = load_config(None, [f"input.{key}_size={value}" for key, value in
+                                (("patch", args.patch_size), ("batch", args.batch_size))
+                                if value is not None])
     result = {"cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_prepare:
             for workers in (1, 2):
                 result[f"prepare_slices_per_s_{workers}_workers"] = round(
-                    prepare_rate(Path(tmp) / f"w{workers}", args.slices, workers, 256), 3)
+                    prepare_rate(Path(tmp) / f"w{workers}", args.slices, workers,
+                                 args.image_size, args.beam_in_process), 3)
             workdir = Path(tmp) / "w2"
         else:
             workdir = Path(tmp) / "w"
-            prepare_rate(workdir, args.slices, 2, 256)
+            prepare_rate(workdir, args.slices, 2, args.image_size, args.beam_in_process)
         pattern = records.pattern(Workdir(workdir).records, "train")
         result["reader_patches_per_s"] = round(reader_rate(pattern, config, args.batches), 1)
     result["train_patches_per_s"] = round(train_rate(config, args.train_steps, args.filters), 1)

@@ -11,12 +11,15 @@ work directory's test split (LDCT and NDCT; no network needed). Prints one JSON 
 
     python benchmarks/interval_widths.py --config pipelines/configs/benchmark.toml \\
         --workdir runs/benchmark
+    python benchmarks/interval_widths.py --config W/config.toml --workdir W --resamples 20
+        # smoke run on a tiny prepared work directory W (its test split needs >= 4 twin pairs)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
@@ -40,12 +43,12 @@ def _entry(value, before, after):
             "width_after": round(after[1] - after[0], 4)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--resamples", type=int, default=1000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = load_config(args.config)
     cfg = config.evaluate
     test = sets.load_slices(records.pattern(f"{args.workdir}/records", "test"), config)
@@ -89,7 +92,8 @@ def main() -> None:
     out["cho_auc_ndct_minus_ldct"] = {"value": round(diff["value"], 4),
                                       "ci95": [round(v, 4) for v in diff["ci95"]]}
     print(json.dumps(out))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,6 +8,7 @@ in a ``tf.function`` in the same process: how close the whole model gets to its 
 >= 0.5). One JSON line.
 
     python benchmarks/serving.py --model saved_models/ldct_denoiser/1 [--size 512] [--repeats 3]
+    python benchmarks/serving.py --model M --size 32 --repeats 1   # smoke run on a tiny export M
 """
 
 from __future__ import annotations
@@ -61,12 +62,12 @@ def best_layer_flops_per_s(layer, input_shape, batch: int, repeats: int) -> floa
     return best
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cli.quiet_startup()
     import tensorflow as tf
 

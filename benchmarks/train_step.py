@@ -7,6 +7,7 @@ between repeats). Prints one JSON line with custom_patches_per_s, plain_patches_
 mixed_float16 when a GPU is visible).
 
     python benchmarks/train_step.py [--filters 16] [--patch 64] [--batch 16] [--steps 20] [--repeats 5]
+    python benchmarks/train_step.py --filters 4 --patch 32 --batch 2 --steps 2 --repeats 1  # smoke
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import numpy as np
 from ldct_tf import cli
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cli.quiet_startup()
     import keras
     import tensorflow as tf
