@@ -1,7 +1,7 @@
 """`ldct-tf STEP [ARGS...]`: one entry point for the step commands (`python -m ldct_tf.STEP` too).
 
-`ldct-tf info` prints the package versions, the DICOM decoders available and the accelerators seen,
-which is what a bug report needs.
+`ldct-tf info` prints the package versions, the DICOM decoders available, the accelerators seen and
+the ready model shipped (`ldct_tf.ready_model`), which is what a bug report needs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def info() -> int:
 
     gpus = tf.config.list_physical_devices("GPU")
     print(f"GPUs:                {len(gpus)} {[g.name for g in gpus]}")
+    from ldct_tf import ready_model
+
+    print(f"ready model:         {ready_model.summary()}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Reads every CT series under ``--input`` with the same reader and bad-input rules as ``prepare``
 (bad files are skipped and listed in ``<output>/quarantine.json``), runs the exported SavedModel
-(``serving_default``: HU in, HU out) and writes one derived series per input series, mirroring the
+(``serving_default``: HU in, HU out; without ``--model`` the ready model shipped in the package,
+`ldct_tf.ready_model`, checked against its checksums) and writes one derived series per input series, mirroring the
 input's relative paths, as `ldct_tf.dicom.writer` derives them (new UIDs, ``DERIVED\\SECONDARY``,
 the source's stored-value type and identifying tags: this output goes back to the same patient's
 record).
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m ldct_tf.denoise",
                                      description="Denoise CT DICOM series with an exported model.")
-    parser.add_argument("--model", required=True, help="saved_models/<name>/<version>")
+    parser.add_argument("--model", help="saved_models/<name>/<version> (default: the ready model "
+                                         "shipped in the package, `ldct_tf.ready_model`)")
     parser.add_argument("--input", required=True, help="folder of DICOM files")
     parser.add_argument("--output", required=True, help="folder for the derived series")
     parser.add_argument("--batch", type=int, default=4)
@@ -262,7 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1 or args.tile <= 2 * TILE_OVERLAP:
         raise LdctError(f"--batch must be >= 1 and --tile > {2 * TILE_OVERLAP}, got "
                         f"{args.batch} and {args.tile}")
-    run(args.model, args.input, args.output, args.batch, args.force, args.tile, args.keep_paths)
+    model = args.model
+    if model is None:
+        from ldct_tf import ready_model
+
+        model = ready_model.verify()
+        print(f"denoise: no --model given, using the ready model: {ready_model.summary(model)}",
+              flush=True)
+    run(model, args.input, args.output, args.batch, args.force, args.tile, args.keep_paths)
     return 0
 
 

@@ -74,6 +74,9 @@ CASES = {
              "batch", "normalize", "global_scale", "max_abs_diff"},
             {"tfkv_maps_per_s", "tape_maps_per_s", "ratio", "tfkv_single_maps_per_s",
              "global_scale"}),
+    "denoise_series": (lambda _: ["--slices", "2", "--size", "64", "--in-process"],
+                       {"seconds", "slices", "size", "slices_per_s", "model"},
+                       {"seconds", "slices_per_s"}),
     "evaluate": (lambda inputs: [*_workdir_args(inputs), "--slices", "2", "--bm3d-workers", "1"],
                  {"slices", "ldct_slices_per_s", "gaussian_slices_per_s",
                   "finetune_slices_per_s"},
@@ -213,6 +216,11 @@ def _check_interval_widths(found: dict) -> None:
 
 def _check_input_pipeline(found: dict) -> None:
     assert (found["patch_size"], found["batch_size"]) == (32, 2)
+
+
+def _check_denoise_series(found: dict) -> None:
+    # without --model the command denoised with the ready model and said so
+    assert (found["slices"], found["size"]) == (2, 64) and "ready model" in found["model"]
 
 
 def _check_serving(found: dict) -> None:
