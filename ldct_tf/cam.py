@@ -39,7 +39,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ldct_tf import cli, records
+from ldct_tf import cli, progress, records
 from ldct_tf.records import schema as F
 from ldct_tf.train.classifier import load_classifier
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
@@ -229,14 +229,17 @@ def run(config: Config, workdir: Path) -> dict:
     started, per_split, shown = time.time(), {}, []
     pending, scale = {}, None
     if config.cam.normalize == "global":
-        pending, scale = _train_maps_and_scale(source, visualizer, layer, config.cam)
+        with progress.phase("maps"):
+            pending, scale = _train_maps_and_scale(source, visualizer, layer, config.cam)
     for split in SPLITS:
         quality = []
         for shard in records.shards(source, split):
-            maps = pending.pop(shard) if shard in pending else _shard_maps(
-                shard, visualizer, layer, config.cam)
-            quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
-                                    scale, shown)
+            with progress.phase("maps"):
+                maps = pending.pop(shard) if shard in pending else _shard_maps(
+                    shard, visualizer, layer, config.cam)
+            with progress.phase("write"):
+                quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
+                                        scale, shown)
         per_split[split] = _split_quality(quality, *_lesion_ranges(config, split))
     for name in (STATS_FILE, QUARANTINE_FILE):
         shutil.copy(source / name, target / name)

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli, dicom, records
+from ldct_tf import cli, dicom, progress, records
 from ldct_tf.prepare import plan as U
 from ldct_tf.config import SOURCES, Config
 from ldct_tf.errors import LdctError, run_cli
@@ -69,7 +69,8 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     out.mkdir(parents=True, exist_ok=True)
     salt = cli.workdir_salt(workdir)
     cli.save_config(config, workdir, out)
-    units, index_skipped = plan_units(config, salt)
+    with progress.phase("plan"):
+        units, index_skipped = plan_units(config, salt)
     records.remove_shards(out)
     log.info("prepare: %d series -> %s; about %d examples (each test slice as %d lesion "
              "present/absent twin pair(s))", len(units), U.describe(units),
@@ -79,7 +80,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     started = time.time()
     pipeline = None
     try:
-        with _pipeline(beam, beam_args) as pipeline:
+        with progress.phase("beam"), _pipeline(beam, beam_args) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
     except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
         first = (str(exc).splitlines() or [""])[0]
