@@ -8,8 +8,11 @@ the figures measured for it) and ``ldct_tf/ready/SHA256SUMS`` (one line per file
 `python -m ldct_tf.denoise` without ``--model`` uses it after `verify` has checked every file
 against its checksum.
 
-Rebuild it from a finished run (see the README, "A ready model")::
+Rebuild it (see the README, "A ready model"): train the benchmark preset's steps the fine-tune
+needs, then build::
 
+    python -m pipelines.local_runner --config pipelines/configs/benchmark.toml \
+        --workdir runs/ready --steps prepare,classifier,cam,pretrain,finetune
     python -m ldct_tf.ready_model build --workdir runs/ready [--phase finetune]
     python -m ldct_tf.ready_model verify
     python -m ldct_tf.ready_model measure   # residual noise on real CT at a simulated 25 % dose

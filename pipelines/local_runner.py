@@ -3,7 +3,8 @@ evaluate -> export, each step the same code as its command (`ldct_tf.steps`, the
 caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
-        [--from STEP] [--only STEP] [--seeds N] [--set section.key=value ...] [-- BEAM OPTIONS]
+        [--from STEP] [--only STEP] [--steps STEP,STEP] [--seeds N] [--set section.key=value ...]
+        [-- BEAM OPTIONS]
 
 Beam options after ``--`` (``pipeline.beam_args``) go to the prepare step, e.g.
 ``-- --runner DaskRunner --dask_client_address host:8786`` to prepare on a dask cluster.
@@ -247,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run from this step on, cached or not")
     parser.add_argument("--only", metavar="STEP", choices=list(STEPS),
                         help="run just this step")
+    parser.add_argument("--steps", metavar="STEP,STEP",
+                        help="run only these steps (comma-separated; each cached when it can "
+                             "be), e.g. prepare,classifier,cam,pretrain,finetune for the ready "
+                             "model")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="seed study: repeat the training steps for N training seeds "
                              "(default pipeline.seeds)")
@@ -256,8 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     extra += [f"pipeline.beam_args={json.dumps(beam_args)}"] if beam_args else []
     config, workdir = cli.resolve(args, extra)
     preset = Path(args.config).stem if args.config else "default"
-    run(config, workdir, args.start, args.only, preset=preset)
-    if config.pipeline.seeds > 1 and not args.only:
+    include = None
+    if args.steps:
+        include = tuple(name.strip() for name in args.steps.split(",") if name.strip())
+        names = [step.name for step in steps_for(config)]
+        unknown = [name for name in include if name not in names]
+        if unknown or not include:
+            raise LdctError(f"--steps {args.steps!r}: {', '.join(unknown) or 'no step'} is not a "
+                            f"step of this run; steps: {', '.join(names)}")
+    run(config, workdir, args.start, args.only, include=include, preset=preset)
+    if config.pipeline.seeds > 1 and not args.only and not include:
         run_seeds(config, workdir, config.pipeline.seeds, preset)
     return 0
 
