@@ -120,11 +120,14 @@ def build(workdir: Path, phase: str = "finetune", command: str | None = None,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(exported, target)
     config = load_config(Workdir(workdir).denoiser(phase) / CONFIG_FILE)
+    manifest = Workdir(workdir).manifest
+    trained_by = json.loads(manifest.read_text()).get("command") if manifest.exists() else None
     provenance_path = target / "assets" / PROVENANCE
     provenance = json.loads(provenance_path.read_text())
     provenance.pop("exported_at", None)  # the checksums should not change with the clock
     provenance["ready_model"] = {
         "description": DESCRIPTION,
+        "trained_by": trained_by,
         "built_by": command or f"python -m ldct_tf.ready_model build --workdir {workdir} "
                                f"--phase {phase}",
         "git_commit": provenance.get("git_commit"),

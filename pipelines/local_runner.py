@@ -13,9 +13,9 @@ A step whose outputs exist and whose fingerprint (the config sections it reads p
 fingerprints) is unchanged is skipped and says so; a changed setting re-runs that step and
 everything downstream. A failing step stops the run with its name and message; the next run
 resumes there (finished steps stay cached). ``<workdir>/manifest.json`` records package versions,
-the git commit, each step's fingerprint, status and seconds (and ``phases``: the seconds of the
-phases the step timed with `ldct_tf.progress.phase`, when it timed any), and the run's total
-``seconds``.
+the git commit, the command, each step's fingerprint, status and seconds (and ``phases``: the
+seconds of the phases the step timed with `ldct_tf.progress.phase`, when it timed any), and the
+run's total ``seconds``.
 
 Progress: each step is shown as k of the n steps this invocation considers, with the run's
 elapsed time and an estimate of what is left, and the phases it timed::
@@ -50,6 +50,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -87,7 +88,7 @@ def fingerprints(config: Config, steps: list[Step], salt: str = "") -> dict[str,
 def run(config: Config, workdir: Path, start: str | None = None, only: str | None = None,
         include: tuple[str, ...] | None = None, closing: bool = True, *,
         preset: str | None = None, label: str = "",
-        expected: dict[str, float] | None = None) -> dict:
+        expected: dict[str, float] | None = None, command: str | None = None) -> dict:
     """Run (or skip) every step (of ``include`` only, when given); return the manifest.
 
     ``preset`` (the config file's name) looks up, and records, the preset's last step times for
@@ -119,7 +120,7 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
                                   *_preset_times(preset)),
         label=label, scope="seed" if label else "run")
     manifest = {"packages": package_versions(), "git_commit": git_commit(), "workdir": str(workdir),
-                "steps": {}}
+                **({"command": command} if command else {}), "steps": {}}
     started = time.time()
     for step in chosen:
         if is_cached(step):
@@ -269,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not include:
             raise LdctError(f"--steps {args.steps!r}: {', '.join(unknown) or 'no step'} is not a "
                             f"step of this run; steps: {', '.join(names)}")
-    run(config, workdir, args.start, args.only, include=include, preset=preset)
+    command = shlex.join(["python", "-m", "pipelines.local_runner",
+                          *(sys.argv[1:] if argv is None else argv)])
+    run(config, workdir, args.start, args.only, include=include, preset=preset, command=command)
     if config.pipeline.seeds > 1 and not args.only and not include:
         run_seeds(config, workdir, config.pipeline.seeds, preset)
     return 0
