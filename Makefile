@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Re-install when the package metadata or the pinned versions change.
+# Re-install when the package metadata or the pinned versions change. --no-compile: Python compiles
+# only the modules a run imports, on first use (about 25 s less set-up on 2 cores).
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test,bm3d,dask]"
+	$(PY) -m pip install --quiet --no-compile --constraint constraints.txt --editable ".[test,bm3d,dask]"
 	touch $(STAMP)
 
 test: install
