@@ -19,6 +19,7 @@ from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
 from ldct_tf.workdir import Workdir
 from classifier_fixtures import separable_set, train_on_separable_set
+from cli_fixtures import run_in_process
 
 
 def _disk_images(n, size=32, seed=0):
@@ -303,7 +304,8 @@ def test_map_gate_reads_val_then_train(tmp_path, per_split, minimum, raises):
 
 
 @pytest.mark.parametrize("cut", ["mid_record", "record_boundary"])
-def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, tmp_path, cut):
+def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, tmp_path, cut,
+                                                                 capfd, caplog):
     # before: a DataLossError that named no file, and a partial output shard left behind
     config, workdir, _ = trained_tiny
     run = tmp_path / "run"
@@ -314,9 +316,11 @@ def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, t
     data_bytes = shard.read_bytes()
     keep = len(data_bytes) // 2 if cut == "mid_record" else 0
     shard.write_bytes(data_bytes[:keep])
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.cam", "--workdir", str(run),
-                             "--set", "cam.min_classifier_auc=0.0",
-                             "--set", "cam.min_peak_within=0.0"], capture_output=True, text=True)
+    # in this process, as `python -m ldct_tf.cam` calls it (test_missing_classifier_names_path_
+    # and_command runs the command itself)
+    result = run_in_process(cam.main, ["--workdir", str(run),
+                                       "--set", "cam.min_classifier_auc=0.0",
+                                       "--set", "cam.min_peak_within=0.0"], capfd, caplog)
     assert result.returncode == 2, result.stderr[-2000:]
     assert shard.name in result.stderr and "Traceback" not in result.stderr
     written = list((Workdir(run).records_with_mask).glob("*")) \

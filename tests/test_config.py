@@ -118,9 +118,12 @@ def test_missing_and_invalid_files(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["config_not_utf8", "config_is_folder", "workdir_is_file"])
-def test_path_and_encoding_errors_are_one_line_at_the_command_line(tmp_path, case):
-    import subprocess
-    import sys
+def test_path_and_encoding_errors_are_one_line_at_the_command_line(tmp_path, case, capfd,
+                                                                   caplog):
+    # in this process, as `python -m ldct_tf.prepare` calls it (cli_fixtures; the command itself
+    # is run for real in tests/prepare/test_pipeline.py)
+    from cli_fixtures import run_in_process
+    from ldct_tf.prepare.pipeline import main
 
     (tmp_path / "plain").write_text("a file, not a folder")
     (tmp_path / "latin1.toml").write_bytes("# caf\u00e9\n[data]\nseed = 1\n".encode("latin-1"))
@@ -128,8 +131,7 @@ def test_path_and_encoding_errors_are_one_line_at_the_command_line(tmp_path, cas
                                 str(tmp_path / "run")],
             "config_is_folder": ["--config", str(tmp_path), "--workdir", str(tmp_path / "run")],
             "workdir_is_file": ["--workdir", str(tmp_path / "plain")]}[case]
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.prepare", *args],
-                            capture_output=True, text=True)
+    result = run_in_process(main, args, capfd, caplog)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

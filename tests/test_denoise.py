@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
+from cli_fixtures import run_in_process
 from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
 from ldct_tf import denoise, export
 from ldct_tf.dicom import writer
@@ -93,24 +94,27 @@ def test_compressed_source_is_written_uncompressed(model_dir, tmp_path):
     assert out.pixel_array.shape == (128, 128)
 
 
-def test_existing_output_needs_force(model_dir, tmp_path):
+def test_existing_output_needs_force(model_dir, tmp_path, capfd, caplog):
     (tmp_path / "in").mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
     denoise.run(model_dir, tmp_path / "in", tmp_path / "out")
-    args = [sys.executable, "-m", "ldct_tf.denoise", "--model", str(model_dir), "--input",
-            str(tmp_path / "in"), "--output", str(tmp_path / "out")]
-    refused = subprocess.run(args, capture_output=True, text=True)
+    args = ["--model", str(model_dir), "--input", str(tmp_path / "in"), "--output",
+            str(tmp_path / "out")]
+    refused = run_in_process(denoise.main, args, capfd, caplog)
     assert refused.returncode == 2 and "--force" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert subprocess.run(args + ["--force"], capture_output=True).returncode == 0
+    assert run_in_process(denoise.main, args + ["--force"], capfd, caplog).returncode == 0
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
+    # `python -m ldct_tf.denoise` for real; its other error cases run in this process
     (tmp_path / "in").mkdir()
     result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model",
                              str(tmp_path / "none"), "--input", str(tmp_path / "in"), "--output",
                              str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2 and "python -m ldct_tf.export" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
 
 
 def test_tiles_agree_with_whole_slices(model_dir, rng):
@@ -136,16 +140,17 @@ def _tree(root):
 
 @pytest.mark.parametrize("output", ["in", "in/derived", ".", "ct.dcm-file"])
 def test_an_output_that_touches_the_input_is_refused_and_nothing_is_written(model_dir, tmp_path,
-                                                                            output):
+                                                                            output, capfd,
+                                                                            caplog):
     # the same folder (with --force the originals would be replaced), a folder inside the input,
     # one that holds the input, and an output that is a file
     (tmp_path / "in").mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
     (tmp_path / "ct.dcm-file").write_bytes(b"not a folder")
     before = _tree(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model", str(model_dir),
-                             "--input", str(tmp_path / "in"), "--output",
-                             str(tmp_path / output), "--force"], capture_output=True, text=True)
+    result = run_in_process(denoise.main, ["--model", str(model_dir), "--input",
+                                           str(tmp_path / "in"), "--output",
+                                           str(tmp_path / output), "--force"], capfd, caplog)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "--output" in lines[0] and "Traceback" not in result.stderr
@@ -203,15 +208,16 @@ def _corrupt_pb(export):
 
 @pytest.mark.parametrize("damage", [_truncate_pb, _corrupt_pb, _drop_variables,
                                     _garble_provenance], ids=lambda f: f.__name__[1:])
-def test_a_broken_savedmodel_is_one_line_and_nothing_is_written(model_dir, tmp_path, damage):
+def test_a_broken_savedmodel_is_one_line_and_nothing_is_written(model_dir, tmp_path, damage,
+                                                                capfd, caplog):
     export = tmp_path / "export"
     shutil.copytree(model_dir, export)
     damage(export)
     (tmp_path / "in").mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.denoise", "--model", str(export),
-                             "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
-                            capture_output=True, text=True)
+    result = run_in_process(denoise.main, ["--model", str(export), "--input",
+                                           str(tmp_path / "in"), "--output",
+                                           str(tmp_path / "out")], capfd, caplog)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

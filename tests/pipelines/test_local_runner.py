@@ -8,16 +8,20 @@ import sys
 import pytest
 
 from pipelines import local_runner
-from records_fixtures import TINY
+from records_fixtures import IN_PROCESS, TINY
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
 
 
 def _config(tmp_path, *extra):
+    # prepare runs Beam in this process, as the session's tiny run does: the default, a worker
+    # process per core, costs each worker TensorFlow's start-up (tests/prepare/test_pipeline.py
+    # tests the worker processes and the defaults)
     return load_config(None, [*TINY, "classifier.epochs=1", "observer.epochs=1",
                               "evaluate.bm3d=false",
                               "evaluate.resamples=20", "evaluate.cho_splits=2",
                               "train.image_panels=1",
+                              f"pipeline.beam_args={json.dumps(IN_PROCESS)}",
                               f'pipeline.export_dir="{tmp_path / "saved_models"}"', *extra])
 
 
@@ -50,7 +54,8 @@ def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
     metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
     assert metrics["claim"]["a"] == "finetune" and metrics["claim"]["b"] == "finetune_control"
 
-    study = local_runner.run_seeds(_config(tmp_path, "finetune.learning_rate=3e-4"), workdir, 2)
+    changed = _config(tmp_path, "finetune.learning_rate=3e-4")  # the config of the last run
+    study = local_runner.run_seeds(changed, workdir, 2)
     seed_dir = local_runner.seed_workdir(workdir, 1)
     assert (seed_dir / "records").is_symlink() and (seed_dir / "classifier").is_symlink()
     assert (seed_dir / "observer").is_symlink()  # one observer reads every seed's images
@@ -68,10 +73,11 @@ def test_runner_makes_everything_then_caches_and_reruns_downstream(tmp_path):
     b = keras.models.load_model(seed_dir / "denoiser" / "pretrain" / "model.keras").get_weights()
     assert any(not (x == y).all() for x, y in zip(a, b))
 
+    # (with the last run's config: only the missing output re-runs, not the finetunes as well)
     (workdir / "classifier" / "model.keras").unlink()
     with pytest.raises(LdctError, match="step cam failed: classifier model .* not found"):
-        local_runner.run(_config(tmp_path), workdir, only="cam")
-    resumed = local_runner.run(_config(tmp_path), workdir)
+        local_runner.run(changed, workdir, only="cam")
+    resumed = local_runner.run(changed, workdir)
     assert _statuses(resumed)["classifier"] == "ran"  # its output was gone
     assert _statuses(resumed)["prepare"] == "cached"
 

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cli_fixtures import run_in_process, run_module
 from dicom_fixtures import PLANTED_PATH_NAME, PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
 from ldct_tf.records import schema as F
 from ldct_tf import records
 from ldct_tf.config import SPLITS
 from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.dicom.path_labels import resolve
+from ldct_tf.evaluate.study import main as evaluate_main
+from ldct_tf.prepare.pipeline import main as prepare_main
 from ldct_tf.prepare.plan import synthetic_units
 from records_fixtures import prepare_tiny
 
@@ -129,6 +132,24 @@ def test_worker_count_does_not_change_the_examples(tiny_run, tmp_path):
         assert all(a[key(i)] == i[F.LDCT] for i in two[split])
 
 
+def test_beam_defaults_are_one_worker_process_per_core_and_options_win():
+    # what prepare runs with when no Beam options are given (the runner's default; its end-to-end
+    # test runs Beam in-process)
+    import os
+
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    from ldct_tf.prepare.beam import beam_options
+
+    default = beam_options([])
+    assert default.view_as(StandardOptions).runner == "DirectRunner"
+    assert default.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    assert default.view_as(DirectOptions).direct_num_workers == (os.cpu_count() or 1)
+    given = beam_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    assert given.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert given.view_as(DirectOptions).direct_num_workers == 1
+
+
 def test_dicom_source_with_a_broken_file_lands_in_quarantine(tmp_path):
     # a PACS-style export: the input folder and each patient folder carry the patient's name
     dicom_dir = tmp_path / f"export_{PLANTED_PATH_NAME}"
@@ -169,18 +190,20 @@ def _abdomen_stored(seed):
 
 
 def test_bad_config_value_exits_with_one_line_and_no_traceback(tmp_path):
+    # `python -m ldct_tf.prepare` for real: its other error cases run in this process
     result = subprocess.run(
         [sys.executable, "-m", "ldct_tf.prepare", "--workdir", str(tmp_path),
          "--set", "data.dose_fraction=2"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "config [data] dose_fraction: must be in (0, 1), got 2" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
 
 
-def test_missing_dicom_input_is_a_clear_error(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "ldct_tf.prepare", "--workdir", str(tmp_path), "--source",
-         "dicom", "--input", str(tmp_path / "nowhere")], capture_output=True, text=True)
+def test_missing_dicom_input_is_a_clear_error(tmp_path, capfd, caplog):
+    # in this process, as `python -m ldct_tf.prepare` calls it (the test above runs the command)
+    result = run_in_process(prepare_main, ["--workdir", str(tmp_path), "--source", "dicom",
+                                           "--input", str(tmp_path / "nowhere")], capfd, caplog)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "does not exist" in result.stderr
 
@@ -287,7 +310,8 @@ def test_stats_json_counts_every_shard(tiny_run):
 
 
 @pytest.mark.parametrize("damage", ["cut_at_a_record_boundary", "emptied", "deleted"])
-def test_a_shard_with_fewer_records_than_written_is_named(tiny_run, tmp_path, damage):
+def test_a_shard_with_fewer_records_than_written_is_named(tiny_run, tmp_path, damage, capfd,
+                                                         caplog):
     import shutil
 
     _, workdir = tiny_run
@@ -305,9 +329,12 @@ def test_a_shard_with_fewer_records_than_written_is_named(tiny_run, tmp_path, da
     with pytest.raises(Exception, match=shard.name) as raised:
         records.split_sizes(run / "records")
     assert type(raised.value).__name__ == "LdctError"
-    # at the command line: one line, exit 2, the shard named, no traceback
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.evaluate", "--workdir", str(run)],
-                            capture_output=True, text=True)
+    # at the command line: one line, exit 2, the shard named, no traceback (`python -m` for one
+    # damage, the same `run_cli(main)` in this process for the others)
+    if damage == "emptied":
+        result = run_module("ldct_tf.evaluate", ["--workdir", run])
+    else:
+        result = run_in_process(evaluate_main, ["--workdir", run], capfd, caplog)
     assert result.returncode == 2 and shard.name in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run / "eval").exists() or not (run / "eval" / "metrics.json").exists()

@@ -60,11 +60,12 @@ def test_training_writes_model_metrics_and_logs(trained_tiny):
     assert list((workdir / "logs" / "classifier").rglob("events.out.tfevents.*"))
 
 
-def test_train_without_records_exits_with_the_command_to_run(tmp_path):
-    import subprocess
-    import sys
+def test_train_without_records_exits_with_the_command_to_run(tmp_path, capfd, caplog):
+    # in this process, as `python -m ldct_tf.train` calls it (test_observer.py runs the command)
+    from cli_fixtures import run_in_process
+    from ldct_tf.train.phases import main
 
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "classifier",
-                             "--workdir", str(tmp_path)], capture_output=True, text=True)
+    result = run_in_process(main, ["--phase", "classifier", "--workdir", str(tmp_path)], capfd,
+                            caplog)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "python -m ldct_tf.prepare" in result.stderr

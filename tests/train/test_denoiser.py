@@ -13,7 +13,9 @@ import keras
 import numpy as np
 import pytest
 
+from cli_fixtures import run_in_process
 from ldct_tf.train.denoiser import run
+from ldct_tf.train.phases import main
 from ldct_tf.errors import LdctError
 
 
@@ -57,21 +59,21 @@ def test_tensorboard_events_hold_scalars_and_image_panels(pretrained):
     assert any(tag.startswith("val_panels") for tag in tags)
 
 
-def test_finetune_without_pretrain_is_a_clear_error(masked_tiny, tmp_path):
+def test_finetune_without_pretrain_is_a_clear_error(masked_tiny, tmp_path, capfd, caplog):
     config, workdir, _ = masked_tiny
     fresh = tmp_path / "w"
     shutil.copytree(workdir / "records_with_mask", fresh / "records_with_mask")
     with pytest.raises(LdctError, match=r"pretrain/model.keras not found.*--phase pretrain"):
         run(config, fresh, "finetune")
-    result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "finetune",
-                             "--workdir", str(fresh), "--config", str(workdir / "config.toml")],
-                            capture_output=True, text=True)
+    # in this process, as `python -m ldct_tf.train` calls it (test_observer.py runs the command)
+    result = run_in_process(main, ["--phase", "finetune", "--workdir", str(fresh), "--config",
+                                   str(workdir / "config.toml")], capfd, caplog)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--phase pretrain" in result.stderr
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_where_it_stopped(masked_tiny, tmp_path):
+def test_killed_training_resumes_where_it_stopped(masked_tiny, tmp_path, capfd, caplog):
     _, workdir, _ = masked_tiny
     fresh = tmp_path / "w"
     shutil.copytree(workdir / "records", fresh / "records")
@@ -90,8 +92,10 @@ def test_killed_training_resumes_where_it_stopped(masked_tiny, tmp_path):
     first.wait()
     stopped_at = json.loads(metadata.read_text())["epoch"]
     assert 1 <= stopped_at < 200
-    second = subprocess.run(command + ["--set", f"pretrain.epochs={stopped_at + 2}"],
-                            capture_output=True, text=True)
+    # started again (here in this process, as `python -m ldct_tf.train` calls it: only the killed
+    # run needs a process of its own)
+    second = run_in_process(main, command[3:] + ["--set", f"pretrain.epochs={stopped_at + 2}"],
+                            capfd, caplog)
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"at epoch {stopped_at + 1}" in second.stdout
     history = json.loads((fresh / "denoiser" / "pretrain" / "history.json").read_text())

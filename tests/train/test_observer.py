@@ -65,6 +65,7 @@ def test_load_observer(observed_tiny, tmp_path):
 
 
 def test_train_without_records_exits_with_the_command_to_run(tmp_path):
+    # `python -m ldct_tf.train` for real: its other error cases run in this process
     result = subprocess.run([sys.executable, "-m", "ldct_tf.train", "--phase", "observer",
                              "--workdir", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
