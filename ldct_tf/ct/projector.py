@@ -67,7 +67,7 @@ class ParallelBeam:
         """The projector pair of this geometry, or None when its matrices would be too large."""
         if 5 * size * size * n_views > MAX_NONZEROS:
             return None
-        return cls(size, n_views, circle)
+        return _beam(int(size), int(n_views), bool(circle))
 
     def project(self, image: np.ndarray) -> np.ndarray:
         """Line integrals in pixel units of one (size, size) image: (n_det, n_views)."""
@@ -94,33 +94,45 @@ def _fourier_filter(padded: int, name: str | None) -> np.ndarray:
     return _get_fourier_filter(padded, name)
 
 
-def _backprojection_matrix(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det: int):
-    """CSR (pixels x n_det*views): iradon's linear interpolation of each view at each pixel's
-    ``t = y cos - x sin`` (bin ``n_det // 2`` at t = 0; zero outside the first and last bin)."""
+def _pixel_rows(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det: int, width: int,
+                weigh) -> scipy.sparse.csr_matrix:
+    """CSR (pixels x n_det*views) with ``width`` entries per pixel and view: ``weigh(u)`` maps the
+    detector positions ``u`` (bins from the first, bin ``n_det // 2`` at ``t = y cos - x sin = 0``)
+    of a block of pixels to ``(bins, weights)``, each shaped ``u.shape + (width,)``; bins outside
+    the detector must carry weight 0 (they are clipped onto it)."""
     n_views, pixels = len(theta), len(xpr)
     angles = np.deg2rad(theta)
-    indices = np.empty((pixels, n_views, 2), np.int32)
-    weights = np.empty((pixels, n_views, 2), np.float32)
-    view = np.arange(n_views, dtype=np.int32)
+    indices = np.empty((pixels, n_views, width), np.int32)
+    weights = np.empty((pixels, n_views, width), np.float32)
+    view = np.arange(n_views, dtype=np.int32)[:, None]
     for start in range(0, pixels, 4096):  # blocks of pixels keep the temporaries small
         block = slice(start, start + 4096)
-        u = (ypr[block, None] * np.cos(angles) - xpr[block, None] * np.sin(angles) + n_det // 2)
-        inside = (u >= 0) & (u <= n_det - 1)
-        low = np.clip(np.floor(u), 0, n_det - 2)
-        frac = (u - low).astype(np.float32)
-        weights[block, :, 0] = np.where(inside, 1.0 - frac, 0.0)
-        weights[block, :, 1] = np.where(inside, frac, 0.0)
-        indices[block, :, 0] = low.astype(np.int32) * n_views + view
-        indices[block, :, 1] = indices[block, :, 0] + n_views
-    per_pixel = 2 * n_views
+        u = ypr[block, None] * np.cos(angles) - xpr[block, None] * np.sin(angles) + n_det // 2
+        bins, weights[block] = weigh(u)
+        indices[block] = np.clip(bins, 0, n_det - 1).astype(np.int32) * n_views + view
+    per_pixel = width * n_views
     return scipy.sparse.csr_matrix(
         (weights.reshape(-1), indices.reshape(-1),
          np.arange(0, pixels * per_pixel + 1, per_pixel, dtype=np.int64)),
         shape=(pixels, n_det * n_views))
 
 
+def _backprojection_matrix(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det: int):
+    """iradon's linear interpolation of each view at each pixel (zero outside the first and last
+    bin), as `_pixel_rows`."""
+
+    def weigh(u):
+        inside = (u >= 0) & (u <= n_det - 1)
+        low = np.clip(np.floor(u), 0, n_det - 2)
+        frac = (u - low).astype(np.float32)
+        weights = np.stack([np.where(inside, 1.0 - frac, 0.0), np.where(inside, frac, 0.0)], -1)
+        return np.stack([low, low + 1], -1), weights
+
+    return _pixel_rows(xpr, ypr, theta, n_det, 2, weigh)
+
+
 def _footprint_matrix(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det: int):
-    """CSR (pixels x n_det*views): the area of each pixel's footprint in each detector bin.
+    """The area of each pixel's footprint in each detector bin, as `_pixel_rows`.
 
     A square pixel seen at angle theta casts a trapezoid on the detector (total width
     ``|cos| + |sin|``, flat top ``||cos| - |sin||``, area 1 pixel); its integral over a bin is the
@@ -128,9 +140,7 @@ def _footprint_matrix(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det
     29:1839, 2010, in 2-D). It spans at most 3 bins. Pixel-centre splatting (2 bins) aliases: it
     leaves a 2.6 HU pattern in a uniform ellipse where ``radon`` leaves 1.0 HU.
     """
-    n_views, pixels = len(theta), len(xpr)
-    angles = np.deg2rad(theta)
-    cos, sin = np.abs(np.cos(angles)), np.abs(np.sin(angles))
+    cos, sin = np.abs(np.cos(np.deg2rad(theta))), np.abs(np.sin(np.deg2rad(theta)))
     flat = (np.abs(cos - sin) / 2).astype(np.float32)  # half the flat top
     ramp = np.maximum((cos + sin) / 2 - flat, 1e-6).astype(np.float32)  # each ramp's width
     height = (1.0 / np.maximum(cos, sin)).astype(np.float32)
@@ -139,27 +149,23 @@ def _footprint_matrix(xpr: np.ndarray, ypr: np.ndarray, theta: np.ndarray, n_det
         rising = np.clip(x + flat + ramp, 0.0, ramp)
         top = np.clip(x + flat, 0.0, 2 * flat)
         falling = np.clip(x - flat, 0.0, ramp)
-        return height * (rising * rising / (2 * ramp) + top + falling - falling * falling / (2 * ramp))
+        return height * (rising * rising / (2 * ramp) + top + falling
+                         - falling * falling / (2 * ramp))
 
-    indices = np.empty((pixels, n_views, 3), np.int32)
-    weights = np.empty((pixels, n_views, 3), np.float32)
-    view = np.arange(n_views, dtype=np.int32)
-    for start in range(0, pixels, 4096):  # blocks of pixels keep the temporaries small
-        block = slice(start, start + 4096)
-        u = (ypr[block, None] * np.cos(angles) - xpr[block, None] * np.sin(angles) + n_det // 2)
+    def weigh(u):
         centre = np.floor(u + 0.5)
         offset = (u - centre).astype(np.float32)  # in [-0.5, 0.5): the footprint fits 3 bins
         below, above = cdf(-0.5 - offset), cdf(0.5 - offset)
-        for k, weight in enumerate((below, above - below, 1.0 - above)):
-            bins = centre + (k - 1)
-            inside = (bins >= 0) & (bins < n_det)
-            weights[block, :, k] = np.where(inside, weight, 0.0)
-            indices[block, :, k] = np.clip(bins, 0, n_det - 1).astype(np.int32) * n_views + view
-    per_pixel = 3 * n_views
-    return scipy.sparse.csr_matrix(
-        (weights.reshape(-1), indices.reshape(-1),
-         np.arange(0, pixels * per_pixel + 1, per_pixel, dtype=np.int64)),
-        shape=(pixels, n_det * n_views))
+        bins = np.stack([centre - 1, centre, centre + 1], -1)
+        inside = (bins >= 0) & (bins < n_det)
+        return bins, np.where(inside, np.stack([below, above - below, 1.0 - above], -1), 0.0)
+
+    return _pixel_rows(xpr, ypr, theta, n_det, 3, weigh)
+
+
+@functools.lru_cache(maxsize=2)
+def _beam(size: int, n_views: int, circle: bool) -> ParallelBeam:
+    return ParallelBeam(size, n_views, circle)
 
 
 @functools.lru_cache(maxsize=1)
