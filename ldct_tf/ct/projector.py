@@ -83,7 +83,8 @@ class ParallelBeam:
         spectrum = scipy.fft.fft(padded, axis=0) * _fourier_filter(self._padded, filter_name)
         filtered = np.real(scipy.fft.ifft(spectrum, axis=0)[:self._square])
         image = self.matrix @ filtered.reshape(-1).astype(np.float32)
-        image = image.reshape(self.size, self.size).astype(np.float64) * (np.pi / (2 * self.n_views))
+        image = image.reshape(self.size, self.size).astype(np.float64)
+        image *= np.pi / (2 * self.n_views)
         if self.outside_circle is not None:
             image[self.outside_circle] = 0.0
         return image

@@ -43,8 +43,8 @@ def test_large_geometries_fall_back_to_scikit_image():
         projector.ParallelBeam.for_geometry(64, 101, False).matrix)
 
 
-def _skimage_scan(hu, spacing, dose, seed, i0=simulate.DEFAULT_I0, ne=simulate.DEFAULT_ELECTRONIC_NOISE_VAR,
-                  filter_name="hann"):
+def _skimage_scan(hu, spacing, dose, seed, i0=simulate.DEFAULT_I0,
+                  ne=simulate.DEFAULT_ELECTRONIC_NOISE_VAR, filter_name="hann"):
     """The scan as it was before the projector: scikit-image's radon and iradon per image."""
     rng = np.random.default_rng(seed)
     mu = simulate.hu_to_mu(hu)
