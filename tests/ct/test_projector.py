@@ -38,7 +38,10 @@ def test_projection_is_radons_line_integral(circle):
 
 def test_large_geometries_fall_back_to_scikit_image():
     assert projector.ParallelBeam.for_geometry(512, simulate.default_n_views(512), True) is None
-    # Built once per geometry, whichever ``circle``.
+    # Built once per geometry, whichever ``circle`` (from empty caches: the test's worker may have
+    # built other geometries since, and the caches keep only the latest).
+    projector._beam.cache_clear()
+    projector._matrices.cache_clear()
     assert projector.ParallelBeam.for_geometry(64, 101, True).matrix is (
         projector.ParallelBeam.for_geometry(64, 101, False).matrix)
 
