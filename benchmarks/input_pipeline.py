@@ -42,9 +42,9 @@ def prepare_rate(workdir: Path, slices: int, workers: int, image_size: int,
 
 
 def reader_rate(pattern: str, config, batches: int) -> float:
-    from ldct_tf.records import dataset
+    from ldct_tf.records import denoiser_input
 
-    ds = dataset.make_dataset(pattern, config, training=True).repeat()
+    ds = denoiser_input.make_dataset(pattern, config, training=True).repeat()
     it = iter(ds)
     for _ in range(20):  # warm-up: tracing, file opening, shuffle buffer fill
         next(it)

@@ -13,40 +13,41 @@ gradients do not vanish where the classifier is confident. Post-processing is ex
 [0, 1]: by default ("global") divided by one constant for every slice of every split, fixed on the
 train split (`global_scale`) and clipped, so a slice the classifier finds nothing in keeps a dark
 map instead of having its strongest noise stretched to 1; "minmax" and "max" scale each map on its
-own. The map is stored as it is, as ``mask`` (uint8, round(255 * A), see `ldct_tf.records.schema`); the
-training weight is applied later by the finetune input pipeline, exactly once.
+own. The map is stored as it is, as ``mask`` (uint8, round(255 * A), see
+`ldct_tf.records.schema`); the training weight is applied later by the finetune input pipeline,
+exactly once.
 
 Writes ``<workdir>/records_with_mask/`` (every input record plus ``mask``, same shard names, with
-``schema.json``, ``stats.json`` and ``quarantine.json``), ``<workdir>/cam/summary.json`` (method,
-layer, post-processing and the global scale, the classifier AUC that passed the gate, and per split
-the map quality on lesion-present slices: the mean map inside the lesion disc over the mean map over
-the body, the share of map mass within 1.5 lesion radii of the lesion centre (`mass_within`), and
-the share of slices whose map peaks there (`peak_within`; goal >= 0.7, a warning below 0.5 on test),
-overall and per lesion size x contrast bin, `ldct_tf.ct.lesions.lesion_bins`)
-and ``<workdir>/cam/figures/*.png``.
+``schema.json``, ``stats.json`` and ``quarantine.json``; the shards by `ldct_tf.records.writer`),
+``<workdir>/cam/summary.json`` (method, layer, post-processing and the global scale, the classifier
+AUC that passed the gate, and per split the map quality on lesion-present slices: the mean map
+inside the lesion disc over the mean map over the body, the share of map mass within 1.5 lesion
+radii of the lesion centre (`mass_within`), and the share of slices whose map peaks there
+(`peak_within`; goal >= 0.7, a warning below 0.5 on test), overall and per lesion size x contrast
+bin, `ldct_tf.ct.lesions.lesion_bins`) and ``<workdir>/cam/figures/*.png``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from ldct_tf import cli, progress, records
-from ldct_tf.records import schema as F
-from ldct_tf.train.classifier import load_classifier
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.ct.lesions import lesion_bins
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, normalize_hu
+from ldct_tf.records import reader, writer
+from ldct_tf.records import schema as F
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.train.classifier import load_classifier
 from ldct_tf.workdir import QUARANTINE_FILE, SCHEMA_FILE, STATS_FILE, SUMMARY_FILE, Workdir
 
 tf = import_tensorflow()
@@ -238,8 +239,10 @@ def run(config: Config, workdir: Path) -> dict:
                 maps = pending.pop(shard) if shard in pending else _shard_maps(
                     shard, visualizer, layer, config.cam)
             with progress.phase("write"):
-                quality += _write_shard(shard, target / shard.name, maps, config.cam.normalize,
-                                        scale, shown)
+                written = target / shard.name
+                writer.write_with_masks(shard, written, (normalize_maps(
+                    raw[None], config.cam.normalize, scale)[0] for raw in maps))
+                quality += _shard_quality(written, maps, shown)
         per_split[split] = _split_quality(quality, *_lesion_ranges(config, split))
     for name in (STATS_FILE, QUARANTINE_FILE):
         shutil.copy(source / name, target / name)
@@ -302,47 +305,25 @@ def _train_maps_and_scale(source: Path, visualizer, layer: str,
 def _shard_maps(shard: Path, visualizer, layer: str, cam: CamConfig) -> list[np.ndarray]:
     """The raw upsampled maps (`raw_maps`) of every slice of ``shard``, in file order."""
     maps, started = [], time.time()
-    for batch in _batches(shard, records.compression_of(shard), cam.batch_size):
-        ndct = np.stack([hu for _, hu in batch])
-        maps += list(raw_maps(visualizer, normalize_hu(ndct)[..., None], layer, cam.upsample))
+    ndct = (values[F.NDCT] for values in reader.read_values(shard))
+    for batch in _batches(ndct, cam.batch_size):
+        maps += list(raw_maps(visualizer, normalize_hu(np.stack(batch))[..., None], layer,
+                              cam.upsample))
     rate = len(maps) / max(time.time() - started, 1e-9)
     print(f"cam: {shard.name}: {len(maps)} maps ({rate:.1f}/s)", file=sys.stderr, flush=True)
     return maps
 
 
-def _write_shard(shard: Path, target: Path, maps: list, how: str, scale: float | None,
-                 shown: list) -> list[dict]:
-    """Write ``target`` = ``shard`` with its scaled ``maps``; return the map quality of every
-    lesion-present slice (`_slice_quality`)."""
-    compression = records.compression_of(shard)
-    options = tf.io.TFRecordOptions(compression_type=compression)
+def _shard_quality(written: Path, maps: list, shown: list) -> list[dict]:
+    """The map quality of every lesion-present slice of a shard just written with its maps
+    (`_slice_quality`; ``maps``: the raw ones, in file order), keeping test slices for the figure.
+    Figures and quality use the map read back as stored (uint8), not the float one."""
     quality = []
-    # written under a hidden name and renamed when complete: a failure leaves no partial shard
-    # that a later step would read as records
-    partial = target.parent / f".{target.name}.partial"
-    try:
-        quality = _write_records(shard, partial, maps, how, scale, shown, compression, options)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, target)
-    return quality
-
-
-def _write_records(shard: Path, target: Path, maps: list, how: str, scale: float | None,
-                   shown: list, compression: str, options) -> list[dict]:
-    quality = []
-    with tf.io.TFRecordWriter(str(target), options) as writer:
-        for (example, hu), raw in zip(_examples(shard, compression), maps, strict=True):
-            stored_bytes = F.mask_to_bytes(normalize_maps(raw[None], how, scale)[0])
-            example.features.feature[F.MASK].bytes_list.value.append(stored_bytes)
-            writer.write(example.SerializeToString(deterministic=True))
-            # figures and quality from the map as stored (uint8), not the float one
-            stored = F.mask_from_bytes(stored_bytes, hu.shape)
-            g = _geometry(example)
-            if g["label"] == 1:
-                quality.append(_slice_quality(stored, raw, hu, g))
-            _keep_for_figure(shown, shard.name, hu, stored, g)
+    for values, raw in zip(reader.read_values(written), maps, strict=True):
+        hu, stored, g = values[F.NDCT], values[F.MASK], _geometry(values)
+        if g["label"] == 1:
+            quality.append(_slice_quality(stored, raw, hu, g))
+        _keep_for_figure(shown, written.name, hu, stored, g)
     return quality
 
 
@@ -397,23 +378,14 @@ def _bin_quality(quality: list[dict], diameter_range, contrast_range) -> list[di
     return out
 
 
-def _examples(shard: Path, compression: str) -> Iterator[tuple]:
-    """(Example, NDCT HU) of every slice of ``shard``, in file order."""
-    for raw in tf.data.TFRecordDataset(str(shard), compression_type=compression):
-        example = tf.train.Example.FromString(raw.numpy())
-        feature = example.features.feature
-        shape = (feature[F.HEIGHT].int64_list.value[0], feature[F.WIDTH].int64_list.value[0])
-        yield example, F.hu_from_bytes(feature[F.NDCT].bytes_list.value[0], shape)
-
-
-def _batches(shard: Path, compression: str, size: int) -> Iterator[list]:
-    """Lists of (Example, NDCT HU) of one shape, at most ``size`` long, in file order."""
+def _batches(images: Iterable[np.ndarray], size: int) -> Iterator[list]:
+    """Lists of images of one shape, at most ``size`` long, in their order."""
     batch = []
-    for example, hu in _examples(shard, compression):
-        if batch and (len(batch) == size or batch[0][1].shape != hu.shape):
+    for image in images:
+        if batch and (len(batch) == size or batch[0].shape != image.shape):
             yield batch
             batch = []
-        batch.append((example, hu))
+        batch.append(image)
     if batch:
         yield batch
 
@@ -425,14 +397,14 @@ def _keep_for_figure(shown: list, shard_name: str, hu, mask, g: dict) -> None:
         shown.append((hu, mask, g))
 
 
-def _geometry(example) -> dict:
-    f = example.features.feature
-    radius_px = f[F.LESION_RADIUS_PX].float_list.value[0]
-    spacing_mm = float(np.mean(f[F.PIXEL_SPACING_MM].float_list.value))
-    return {"label": f[F.LABEL].int64_list.value[0], "row": f[F.LESION_ROW].float_list.value[0],
-            "col": f[F.LESION_COL].float_list.value[0], "radius_px": radius_px,
-            "diameter_mm": 2.0 * radius_px * spacing_mm,
-            "contrast_hu": f[F.LESION_CONTRAST_HU].float_list.value[0]}
+def _geometry(values: dict) -> dict:
+    """The (sham) lesion of one slice (`schema.parse_values`): label, centre and radius in pixels,
+    diameter in mm (the mean pixel spacing) and contrast in HU."""
+    radius_px = values[F.LESION_RADIUS_PX]
+    spacing_mm = float(np.mean(values[F.PIXEL_SPACING_MM]))
+    return {"label": values[F.LABEL], "row": values[F.LESION_ROW], "col": values[F.LESION_COL],
+            "radius_px": radius_px, "diameter_mm": 2.0 * radius_px * spacing_mm,
+            "contrast_hu": values[F.LESION_CONTRAST_HU]}
 
 
 def _figure(shown: list, path: Path) -> Path | None:

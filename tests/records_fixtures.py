@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ldct_tf.prepare import pipeline as prepare
 from ldct_tf.config import load_config
+from ldct_tf.prepare import pipeline as prepare
 
 TINY = ["data.n_series=5", "data.slices_per_series=2", "data.image_size=64",
         "data.pixel_spacing_mm=1.4", "lesion.diameter_mm=[5.0, 7.0]", "data.num_shards=2",

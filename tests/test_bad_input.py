@@ -20,11 +20,17 @@ import numpy as np
 import pydicom
 import pytest
 import tensorflow as tf
-
-from dicom_fixtures import (PLANTED_PATH_NAME, PLANTED_VALUES, make_ct_dataset, save,
-                            save_truncated, write_series)
-from ldct_tf.errors import EXIT_BAD_INPUT, LdctError, run_cli
+from dicom_fixtures import (
+    PLANTED_PATH_NAME,
+    PLANTED_VALUES,
+    make_ct_dataset,
+    save,
+    save_truncated,
+    write_series,
+)
 from records_fixtures import TINY
+
+from ldct_tf.errors import EXIT_BAD_INPUT, LdctError, run_cli
 from ldct_tf.workdir import Workdir
 
 SET_TINY = [arg for override in TINY for arg in ("--set", override)]
@@ -339,15 +345,15 @@ DAMAGE = ["cut at a record boundary", "cut inside a record", "emptied", "deleted
 
 @pytest.mark.parametrize("how", DAMAGE)
 def test_make_dataset_names_a_damaged_shard(tiny_run, tmp_path, how):
-    from ldct_tf.records import dataset
     from ldct_tf import records
+    from ldct_tf.records import denoiser_input
 
     config, workdir = tiny_run
     copy = tmp_path / "records"
     shutil.copytree(Workdir(workdir).records, copy)
     shard = _damage_shard(copy, how)
     with pytest.raises(LdctError, match=str(shard)):
-        for _ in dataset.make_dataset(records.pattern(copy, "train"), config, True):
+        for _ in denoiser_input.make_dataset(records.pattern(copy, "train"), config, True):
             pass
 
 

@@ -11,15 +11,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from classifier_fixtures import separable_set, train_on_separable_set
+from cli_fixtures import run_in_process
 
 from ldct_tf import cam, records
-from ldct_tf.records import dataset, schema as F
 from ldct_tf.config import CamConfig, Config
 from ldct_tf.errors import LdctError
 from ldct_tf.models.classifier import CAM_LAYER, build_classifier
+from ldct_tf.records import denoiser_input
+from ldct_tf.records import schema as F
 from ldct_tf.workdir import Workdir
-from classifier_fixtures import separable_set, train_on_separable_set
-from cli_fixtures import run_in_process
 
 
 def _disk_images(n, size=32, seed=0):
@@ -195,8 +196,8 @@ def test_records_with_mask_round_trip(masked_tiny):
     config, workdir, summary = masked_tiny
     before = records.pattern(Workdir(workdir).records, "test")
     after = records.pattern(Workdir(workdir).records_with_mask, "test")
-    originals = list(dataset.make_dataset(before, config, False))
-    masked = list(dataset.make_dataset(after, config, False, with_mask=True))
+    originals = list(denoiser_input.make_dataset(before, config, False))
+    masked = list(denoiser_input.make_dataset(after, config, False, with_mask=True))
     assert len(originals) == len(masked) > 0
     for a, b in zip(originals, masked):
         np.testing.assert_array_equal(a[F.LDCT], b[F.LDCT])
@@ -266,7 +267,8 @@ def test_cam_run_removes_maps_that_miss_the_lesions(trained_tiny, tmp_path):
     config, workdir, _ = trained_tiny
     for name in (Workdir(workdir).records.name, Workdir(workdir).classifier.name):
         shutil.copytree(workdir / name, tmp_path / name)
-    # the tiny classifier is near chance; a minimum of 100 % fails unless every map peaks at its lesion
+    # the tiny classifier is near chance; a minimum of 100 % fails unless every map peaks at its
+    # lesion
     strict = config.replace(cam=dataclasses.replace(config.cam, min_peak_within=1.0))
     with pytest.raises(LdctError, match=r"maps peak within 1.5 lesion radii on only \d+% .*"
                                         r"cam.min_peak_within=0") as caught:
@@ -326,18 +328,3 @@ def test_a_cut_source_shard_is_named_and_no_map_shard_is_written(trained_tiny, t
     written = list((Workdir(run).records_with_mask).glob("*")) \
         if (Workdir(run).records_with_mask).exists() else []
     assert not [f for f in written if "tfrecord" in f.name], written
-
-
-def test_a_failed_map_shard_leaves_no_partial_file(tmp_path):
-    # the writer fails half way (maps run out before the records): neither the shard nor its
-    # temporary file is left
-    source = tmp_path / "train-00000-of-00001.tfrecord"
-    with tf.io.TFRecordWriter(str(source)) as writer:
-        for _ in range(3):
-            example = tf.train.Example()
-            writer.write(example.SerializeToString())
-    target = tmp_path / "out" / source.name
-    target.parent.mkdir()
-    with pytest.raises(Exception):
-        cam._write_shard(source, target, [], "global", 1.0, [])
-    assert list(target.parent.iterdir()) == []

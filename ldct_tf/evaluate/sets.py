@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import progress as timing
-from ldct_tf.evaluate import baselines
-from ldct_tf.records import dataset, schema as F
 from ldct_tf.config import Config
+from ldct_tf.evaluate import baselines
 from ldct_tf.models.inference import load_for_inference
 from ldct_tf.models.preprocessing import denormalize_hu, normalize_hu
+from ldct_tf.records import denoiser_input, reader
+from ldct_tf.records import schema as F
 from ldct_tf.workdir import Workdir
-
 
 NETWORK_SETS = ("pretrain", "finetune", "finetune_control", "finetune_oracle", "finetune_pairs")
 
@@ -39,8 +39,8 @@ class Slices:
 
 def load_slices(pattern: str, config: Config) -> Slices:
     out = Slices()
-    with dataset.naming_corrupt_shards(pattern):
-        for item in dataset.make_dataset(pattern, config, False):
+    with reader.naming_corrupt_shards(pattern):
+        for item in denoiser_input.make_dataset(pattern, config, False):
             out.ldct.append(denormalize_hu(item[F.LDCT].numpy()[..., 0]))
             out.ndct.append(denormalize_hu(item[F.NDCT].numpy()[..., 0]))
             out.label.append(int(item[F.LABEL]))

@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ldct_tf.records import schema as F
 from ldct_tf.config import SPLITS
 from ldct_tf.errors import LdctError
+from ldct_tf.records import schema as F
 from ldct_tf.workdir import SCHEMA_FILE, STATS_FILE
-
 
 
 def suffix(compression: str) -> str:

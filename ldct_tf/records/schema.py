@@ -49,12 +49,14 @@ class Feature:
 
 FEATURES: dict[str, Feature] = {
     LDCT: Feature("bytes", 1, "height*width", "int16", "low-dose slice, HU, row-major raw bytes"),
-    NDCT: Feature("bytes", 1, "height*width", "int16", "normal-dose slice, HU, row-major raw bytes"),
+    NDCT: Feature("bytes", 1, "height*width", "int16",
+                  "normal-dose slice, HU, row-major raw bytes"),
     LABEL: Feature("int64", 1, "scalar", "int64", "1 lesion present, 0 absent"),
     HEIGHT: Feature("int64", 1, "scalar", "int64", "rows, pixels"),
     WIDTH: Feature("int64", 1, "scalar", "int64", "columns, pixels"),
     PIXEL_SPACING_MM: Feature("float", 2, "[2]", "float32", "row and column spacing, mm"),
-    DOSE_FRACTION: Feature("float", 1, "scalar", "float32", "LDCT dose relative to NDCT"),
+    DOSE_FRACTION: Feature("float", 1, "scalar", "float32",
+                           "LDCT dose relative to NDCT; NaN: unknown (real paired-dicom scans)"),
     SERIES_KEY: Feature("bytes", 1, "scalar", "string", "anonymous series key (salted hash)"),
     SLICE_INDEX: Feature("int64", 1, "scalar", "int64", "slice position within its series"),
     LESION_ROW: Feature("float", 1, "scalar", "float32", "lesion centre row, pixels"),
@@ -117,6 +119,38 @@ def make_example(values: dict) -> bytes:
         raise ValueError(f"example is missing keys {sorted(missing)}")
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
         deterministic=True)  # map entries in key order: the same example, the same bytes
+
+
+def parse_values(serialized: bytes) -> dict:
+    """The inverse of `make_example`: one serialized slice as NumPy and Python values.
+
+    Images are float32 ``[height, width]`` (HU; the mask as the stored A in [0, 1]), other bytes
+    keys bytes, one-value numbers Python int or float, ``pixel_spacing_mm`` a float64 array (mm).
+    """
+    tf = import_tensorflow()
+
+    feature = tf.train.Example.FromString(serialized).features.feature
+    missing = sorted(key for key in FEATURES if key not in feature)
+    if missing:
+        raise ValueError(f"example is missing keys {missing}")
+    shape = (feature[HEIGHT].int64_list.value[0], feature[WIDTH].int64_list.value[0])
+    values = {}
+    for key, spec in dict(FEATURES, **{MASK: MASK_FEATURE}).items():
+        if key not in feature:
+            continue
+        if key in (LDCT, NDCT):
+            values[key] = hu_from_bytes(feature[key].bytes_list.value[0], shape)
+        elif key == MASK:
+            values[key] = mask_from_bytes(feature[key].bytes_list.value[0], shape)
+        elif spec.kind == "bytes":
+            values[key] = feature[key].bytes_list.value[0]
+        elif spec.kind == "int64":
+            values[key] = feature[key].int64_list.value[0]
+        elif spec.length > 1:
+            values[key] = np.asarray(feature[key].float_list.value, np.float64)
+        else:
+            values[key] = feature[key].float_list.value[0]
+    return values
 
 
 def hu_to_bytes(hu: np.ndarray) -> bytes:

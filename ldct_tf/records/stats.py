@@ -3,16 +3,17 @@ noise of LDCT and NDCT.
 
 An accumulator that merges (so a Beam ``CombineFn`` can run it in parallel): exact HU histograms at
 1 HU resolution over [-1024, 3071] (values outside are counted at the ends), from which mean, SD and
-percentiles follow exactly for the stored int16 HU. Noise is the global noise index of each slice (`ldct_tf.evaluate.metrics.noise_index_hu`: mode of the local
-SD in uniform soft tissue, located on the NDCT), averaged over the slices that have soft tissue.
+percentiles follow exactly for the stored int16 HU. Noise is the global noise index of each slice
+(`ldct_tf.evaluate.metrics.noise_index_hu`: mode of the local SD in uniform soft tissue, located on
+the NDCT), averaged over the slices that have soft tissue.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ldct_tf.records import schema as F
 from ldct_tf.evaluate.metrics import noise_index_hu, uniform_tissue_mask
+from ldct_tf.records import schema as F
 
 HU_LOW, HU_BINS = -1024, 4096
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)

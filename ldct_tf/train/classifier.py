@@ -1,13 +1,13 @@
 """Phase "classifier": train the lesion-present / lesion-absent CNN on the detection task.
 
 Patches of NDCT (option: LDCT too) around the lesion or its sham twin, at random offsets and
-orientations (`ldct_tf.records.dataset.make_lesion_patches`). With ``classifier.insert_lesions``
-(default) the training set also holds twin pairs cut from every lesion-absent training slice, once clean and once
-with a lesion drawn from the ``[lesion]`` ranges inserted at the sham site: a few dozen real lesions
-are too few to learn small low-contrast ones reliably, and a pair that differs by the lesion alone
-teaches the lesion, not the slice. Val and test patches stay real (no insertion), so the reported
-AUCs are those of the real task. Validation loss picks the best epoch and stops training after
-``patience`` epochs without improvement. Writes
+orientations (`ldct_tf.records.classifier_input.make_lesion_patches`). With
+``classifier.insert_lesions`` (default) the training set also holds twin pairs cut from every
+lesion-absent training slice, once clean and once with a lesion drawn from the ``[lesion]`` ranges
+inserted at the sham site: a few dozen real lesions are too few to learn small low-contrast ones
+reliably, and a pair that differs by the lesion alone teaches the lesion, not the slice. Val and
+test patches stay real (no insertion), so the reported AUCs are those of the real task. Validation
+loss picks the best epoch and stops training after ``patience`` epochs without improvement. Writes
 
 - ``<workdir>/classifier/model.keras`` (best val loss; loadable with ``keras.models.load_model``),
 - ``<workdir>/classifier/metrics.json``: val AUC and test AUC on the NDCT and LDCT patch task
@@ -30,15 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import cli, progress, records
-from ldct_tf.records import dataset, schema as F
-from ldct_tf.evaluate import metrics
 from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
+from ldct_tf.evaluate import metrics
 from ldct_tf.models.classifier import build_classifier
+from ldct_tf.records import classifier_input, reader
+from ldct_tf.records import schema as F
+from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.train import distribute
 from ldct_tf.train.callbacks import LocalValidation
 from ldct_tf.train.precision import policy_scope
-from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import METRICS_FILE, MODEL_FILE, Workdir
 
 tf = import_tensorflow()
@@ -107,7 +108,7 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
     global_batch = cfg.batch_size * distribution.replicas
 
     def patches(split, key, training):
-        ds = dataset.make_lesion_patches(
+        ds = classifier_input.make_lesion_patches(
             records.pattern(rec, split), key, cfg.patch_size,
             cfg.patches_per_slice if training else 1, cfg.max_offset_px, training,
             global_batch if training else cfg.batch_size, seed=seed + (0 if training else 7),
@@ -127,7 +128,7 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
     if val is None:
         log.warning("warning: the val split is empty; the checkpoint is chosen on training loss")
     started = time.time()
-    with policy_scope("float32"), dataset.naming_corrupt_shards(records.pattern(rec, "*")), \
+    with policy_scope("float32"), reader.naming_corrupt_shards(records.pattern(rec, "*")), \
             warnings.catch_warnings(), distribute.peer_failures(
                 distribution, f"start every worker again with the same TF_CONFIG to train "
                               f"{out.name if distribution.is_chief else 'this phase'} anew"):

@@ -40,21 +40,30 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import cli, progress, records
-from ldct_tf.records import dataset, schema as F
-from ldct_tf.models import losses
 from ldct_tf.config import Config
-from ldct_tf.models.denoiser import Denoiser, WINDOW_HU, build_network
 from ldct_tf.errors import LdctError
-from ldct_tf.train import distribute
-from ldct_tf.train.callbacks import (ImagePanels, LearningRateLogger, LocalValidation,
-                                     ResumableBackup, WeightsCheckpoint, backup_epoch,
-                                     panel_slices, read_history)
-from ldct_tf.train.precision import policy_scope
+from ldct_tf.models import losses
+from ldct_tf.models.denoiser import WINDOW_HU, Denoiser, build_network
+from ldct_tf.records import denoiser_input, reader
+from ldct_tf.records import schema as F
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.train import distribute
+from ldct_tf.train.callbacks import (
+    ImagePanels,
+    LearningRateLogger,
+    LocalValidation,
+    ResumableBackup,
+    WeightsCheckpoint,
+    backup_epoch,
+    panel_slices,
+    read_history,
+)
+from ldct_tf.train.precision import policy_scope
 from ldct_tf.workdir import HISTORY_FILE, MODEL_FILE, SUMMARY_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
+
 
 def phase_name(config: Config, phase: str) -> str:
     """Output folder name: pretrain, or the fine-tune variant (`FinetuneConfig.variant`)."""
@@ -138,7 +147,7 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
                 evaluator = _denoiser(config, loss_mode, None, steps, phase)
         callbacks = _callbacks(config, out, logs, source, with_mask, val, backup_dir,
                                distribution, evaluator)
-        with dataset.naming_corrupt_shards(records.pattern(source, "*")), \
+        with reader.naming_corrupt_shards(records.pattern(source, "*")), \
                 warnings.catch_warnings(), distribute.peer_failures(
                     distribution, f"start every worker again with the same TF_CONFIG to "
                                   f"resume from the backup in {backup_dir}"), \
@@ -215,7 +224,7 @@ def loss_weights(activation_map, finetune):
     everywhere; "map" and "oracle" apply `losses.map_weights` to the (map or oracle) A."""
     if finetune.weight == "uniform":
         return tf.ones_like(activation_map)
-    return losses.map_weights(activation_map, finetune.weight_form, boost=finetune.boost,
+    return losses.map_weights(activation_map, form=finetune.weight_form, boost=finetune.boost,
                               gamma=finetune.gamma, floor=finetune.weight_floor,
                               threshold=finetune.threshold)
 
@@ -226,11 +235,12 @@ def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch
     reads the maps (the control ignores them), so all variants cut the same patches."""
     ft = config.finetune
     mode = "mse" if phase == "pretrain" else ft.mode
-    ds = dataset.make_dataset(records.pattern(source, "train"), config, True,
-                           with_mask=with_mask and mode != "mse", batch_size=batch_size,
-                           seed=phase_seed(config, phase),
-                           lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
-                           oracle=mode == "weighted" and ft.weight == "oracle", shard=shard)
+    ds = denoiser_input.make_dataset(
+        records.pattern(source, "train"), config, True,
+        with_mask=with_mask and mode != "mse", batch_size=batch_size,
+        seed=phase_seed(config, phase),
+        lesion_fraction=ft.lesion_patch_fraction if mode != "mse" else None,
+        oracle=mode == "weighted" and ft.weight == "oracle", shard=shard)
     if mode == "weighted":  # the weight is made here, once, from the stored map A
         return ds.map(lambda x, y, a: (x, y, loss_weights(a, ft)))
     if mode == "pairs":
@@ -241,9 +251,9 @@ def _train_data(source: Path, config: Config, phase: str, with_mask: bool, batch
 def _val_data(source: Path, config: Config, mode: str, with_mask: bool):
     """Whole validation slices: (ldct, ndct[, w or A])."""
     ft = config.finetune
-    ds = dataset.make_dataset(records.pattern(source, "val"), config, False,
-                           with_mask=with_mask and mode != "mse",
-                           oracle=mode == "weighted" and ft.weight == "oracle")
+    ds = denoiser_input.make_dataset(records.pattern(source, "val"), config, False,
+                                     with_mask=with_mask and mode != "mse",
+                                     oracle=mode == "weighted" and ft.weight == "oracle")
 
     def to_tuple(item):
         if mode == "weighted":
@@ -270,8 +280,9 @@ def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: b
                              write=distribution.is_chief)
     panels = []
     if config.train.image_panels and val is not None and distribution.is_chief:
-        slices = panel_slices(dataset.make_dataset(records.pattern(source, "val"), config, False,
-                                                with_mask=with_mask), config.train.image_panels)
+        slices = panel_slices(denoiser_input.make_dataset(
+            records.pattern(source, "val"), config, False, with_mask=with_mask),
+            config.train.image_panels)
         panels = [ImagePanels(logs / "images", slices)]
     validation = [LocalValidation(evaluator, val)] if evaluator is not None else []
     return [backup, *validation, LearningRateLogger(),
@@ -313,8 +324,11 @@ def _summary(name, history, monitor, keep, seconds, policy, replicas, out, logs)
         chosen = None
     else:
         chosen = len(values) - 1 if keep == "last" else int(np.nanargmin(values))
-    pick = (lambda key: round(float(history[key][chosen]), 4)
-            if chosen is not None and key in history else None)
+
+    def pick(key):
+        return (round(float(history[key][chosen]), 4)
+                if chosen is not None and key in history else None)
+
     return {"phase": name, "epochs_total": len(values), "checkpoint": keep,
             "kept_epoch": None if chosen is None else chosen + 1, monitor: pick(monitor),
             "val_psnr_db": pick("val_psnr"), "val_ssim": pick("val_ssim"),

@@ -17,7 +17,8 @@ import tensorflow as tf
 from ldct_tf import records
 from ldct_tf.config import SPLITS
 from ldct_tf.errors import LdctError
-from ldct_tf.records import dataset, schema as F, stats
+from ldct_tf.records import reader, stats
+from ldct_tf.records import schema as F
 
 SIZES = {"train": (3, 2), "val": (2, 1), "test": (4, 4)}  # records per shard, 2 shards a split
 COMPRESSIONS = ["", "GZIP"]
@@ -113,7 +114,7 @@ def test_whole_shards_pass_and_give_the_sizes(counted):
     records.verify_shards(folder)
     assert records.split_sizes(folder, verify=True) == {s: sum(n) for s, n in SIZES.items()}
     assert records.split_sizes(folder, verify=False) == {s: sum(n) for s, n in SIZES.items()}
-    got = list(dataset.read_slices(records.pattern(folder, "test")))
+    got = list(reader.read_slices(records.pattern(folder, "test")))
     assert len(got) == sum(SIZES["test"])
 
 
@@ -145,7 +146,7 @@ def test_damaged_shard_is_named(counted, damage, split):
         assert str(folder / name) in str(info.value)
     # the reader checks the shards it is given the same way
     with pytest.raises(LdctError) as info:
-        dataset.list_shards(records.pattern(folder, split))
+        reader.list_shards(records.pattern(folder, split))
     assert str(folder / name) in str(info.value)
     # an unchecked size is still what stats.json says
     assert records.split_sizes(folder, verify=False)[split] == sum(SIZES[split])

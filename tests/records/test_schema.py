@@ -1,12 +1,13 @@
-"""The record round trip of `ldct_tf.records.schema` and `ldct_tf.records.dataset`.
+"""The record round trip of `ldct_tf.records.schema` and `ldct_tf.records.reader`.
 
 Examples are built by hand the way `ldct_tf.prepare.examples._labelled` builds them (HU images,
 label, sizes, pixel spacing, dose fraction, series key, slice index, lesion geometry, pair id),
 serialized with `schema.make_example`, written with `tf.io.TFRecordWriter` (uncompressed and GZIP)
-and read back with `dataset.read_slices` / `dataset.parse_example`. Every field must come back as
-written; the images as the documented normalisation of the stored HU: rounded to integers, clipped
-to int16 in the record and to [HU_MIN, HU_MAX] = [-1024, 3072] by `normalize_hu`, so that
-`denormalize_hu` of what is read gives that HU back. The activation map comes back as
+and read back with `reader.read_slices` / `reader.parse_example` (tensors) and
+`schema.parse_values` (NumPy). Every field must come back as written; the images as the documented
+normalisation of the stored HU: rounded to integers, clipped to int16 in the record and to
+[HU_MIN, HU_MAX] = [-1024, 3072] by `normalize_hu`, so that `denormalize_hu` of what is read gives
+that HU back (`parse_values`: the stored int16 HU themselves). The activation map comes back as
 round(255 * A) / 255 of A clipped to [0, 1].
 """
 
@@ -17,7 +18,8 @@ import tensorflow as tf
 from ldct_tf import records
 from ldct_tf.config import load_config
 from ldct_tf.models.preprocessing import denormalize_hu
-from ldct_tf.records import dataset, schema as F
+from ldct_tf.records import denoiser_input, reader
+from ldct_tf.records import schema as F
 
 # the documented normalisation range (preprocessing module docstring), restated independently
 HU_LO, HU_HI = -1024.0, 3072.0
@@ -124,7 +126,7 @@ def test_read_slices_round_trip(tmp_path, compression, with_mask):
     path = tmp_path / f"test-00000-of-00001{records.suffix(compression)}"
     _write(path, examples, compression)
 
-    got = list(dataset.read_slices(str(path), with_mask=with_mask))
+    got = list(reader.read_slices(str(path), with_mask=with_mask))
 
     assert len(got) == len(examples)
     for item, values in zip(got, examples):  # file order
@@ -140,7 +142,7 @@ def test_read_slices_joins_shards_in_file_order(tmp_path, compression):
     _write(tmp_path / f"val-00001-of-00002{ext}", examples[3:], compression)
     _write(tmp_path / f"val-00000-of-00002{ext}", examples[:3], compression)
 
-    got = list(dataset.read_slices(records.pattern(tmp_path, "val")))
+    got = list(reader.read_slices(records.pattern(tmp_path, "val")))
 
     assert [int(g[F.SLICE_INDEX]) for g in got] == [v[F.SLICE_INDEX] for v in examples]
     for item, values in zip(got, examples):
@@ -154,11 +156,43 @@ def test_parse_example_of_serialized_bytes():
     serialized = F.make_example(values)
     assert isinstance(serialized, bytes)
 
-    got = dataset.parse_example(tf.constant(serialized), with_mask=True)
+    got = reader.parse_example(tf.constant(serialized), with_mask=True)
     _assert_fields(got, values)
     _assert_images(got, values, with_mask=True)
     # a record read without the mask leaves it out
-    assert F.MASK not in dataset.parse_example(tf.constant(serialized))
+    assert F.MASK not in reader.parse_example(tf.constant(serialized))
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_parse_values_inverts_make_example(with_mask):
+    rng = np.random.default_rng(17)
+    values = _values(rng, 24, 20, pair_id=(1 << 61) + 5, with_mask=with_mask)
+
+    got = F.parse_values(F.make_example(values))
+
+    assert set(got) == set(values)
+    for key in (F.LDCT, F.NDCT):  # the stored HU: rounded, clipped to int16 only
+        assert got[key].dtype == np.float32 and got[key].shape == (24, 20)
+        want = np.clip(np.round(values[key].astype(np.float64)), INT16_LO, INT16_HI)
+        np.testing.assert_array_equal(got[key], want)
+    if with_mask:
+        assert got[F.MASK].dtype == np.float32 and got[F.MASK].shape == (24, 20)
+        np.testing.assert_allclose(got[F.MASK], _expected_mask(values[F.MASK]), rtol=0,
+                                   atol=1e-7)
+    for key in SCALAR_KEYS:
+        assert isinstance(got[key], int) and got[key] == values[key], key
+    for key in FLOAT_KEYS:
+        assert got[key] == float(np.float32(values[key])), key
+    np.testing.assert_array_equal(got[F.PIXEL_SPACING_MM],
+                                  np.asarray(values[F.PIXEL_SPACING_MM], np.float32))
+    assert got[F.SERIES_KEY] == values[F.SERIES_KEY].encode()
+
+
+def test_parse_values_needs_every_key():
+    proto = tf.train.Example.FromString(F.make_example(_values(np.random.default_rng(2))))
+    del proto.features.feature[F.PAIR_ID]
+    with pytest.raises(ValueError, match=F.PAIR_ID):
+        F.parse_values(proto.SerializeToString())
 
 
 def test_stored_bytes_are_int16_hu_and_uint8_mask():
@@ -208,8 +242,8 @@ def test_evaluation_dataset_yields_the_slices_as_read(tmp_path):
     path = tmp_path / "test-00000-of-00001.tfrecord.gz"
     _write(path, examples, "GZIP")
 
-    got = list(dataset.make_dataset(str(path), load_config(None, []), training=False,
-                                    with_mask=True))
+    got = list(denoiser_input.make_dataset(str(path), load_config(None, []), training=False,
+                                           with_mask=True))
 
     assert len(got) == len(examples)
     for item, values in zip(got, examples):

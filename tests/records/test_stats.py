@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from ldct_tf.evaluate.metrics import noise_index_hu, uniform_tissue_mask
-from ldct_tf.records import schema as F, stats
+from ldct_tf.records import schema as F
+from ldct_tf.records import stats
 
 HIST_LO, HIST_HI = -1024, 3071  # the documented histogram range, restated independently
 QS = (1, 5, 25, 50, 75, 95, 99)

@@ -8,13 +8,13 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from scipy import special
 
-from ldct_tf.records import dataset, schema as F
-from ldct_tf.models import losses
 from ldct_tf import records
 from ldct_tf.config import ModelConfig
+from ldct_tf.models import losses
 from ldct_tf.models.denoiser import Denoiser, build_network
+from ldct_tf.records import denoiser_input
+from ldct_tf.records import schema as F
 from ldct_tf.train.denoiser import _train_data, load_trained, loss_weights, phase_seed, run
 from ldct_tf.workdir import Workdir
 
@@ -25,12 +25,13 @@ def _variant(config, **finetune):
 
 def test_boost_and_floor_weights_follow_their_formulas(rng):
     a = rng.random((2, 8, 8, 1)).astype(np.float32)
-    np.testing.assert_allclose(losses.map_weights(a, "boost", boost=30.0, gamma=2.0),
+    settings = {"boost": 30.0, "gamma": 2.0, "floor": 0.2, "threshold": 0.0}
+    np.testing.assert_allclose(losses.map_weights(a, form="boost", **settings),
                                1.0 + 30.0 * a ** 2, rtol=1e-5)
-    np.testing.assert_allclose(losses.map_weights(a, "floor", floor=0.2), 0.2 + 0.8 * a,
+    np.testing.assert_allclose(losses.map_weights(a, form="floor", **settings), 0.2 + 0.8 * a,
                                rtol=1e-6)
     with pytest.raises(ValueError, match="boost or floor"):
-        losses.map_weights(a, "linear")
+        losses.map_weights(a, form="linear", **settings)
 
 
 def test_control_weight_is_uniform_and_a_zero_map_changes_nothing_there(tiny_run):
@@ -67,8 +68,9 @@ def test_one_step_of_the_method_equals_the_control_where_the_map_is_zero(rng):
     region = np.zeros_like(x)
     region[:, 8:14, 8:14] = 1.0
     uniform = step(ones)
-    zero_map = step(losses.map_weights(np.zeros_like(x), "boost", boost=50.0).numpy())
-    lesion_map = step(losses.map_weights(region, "boost", boost=50.0).numpy())
+    settings = {"form": "boost", "boost": 50.0, "gamma": 1.0, "floor": 0.2, "threshold": 0.0}
+    zero_map = step(losses.map_weights(np.zeros_like(x), **settings).numpy())
+    lesion_map = step(losses.map_weights(region, **settings).numpy())
     for u, z in zip(uniform, zero_map):
         np.testing.assert_allclose(z, u, rtol=1e-5, atol=1e-7)
     assert any(not np.allclose(u, m, atol=1e-6) for u, m in zip(uniform, lesion_map))
@@ -86,9 +88,9 @@ def test_variants_cut_the_same_patches_and_apply_the_weight_once(masked_tiny):
     control = _variant(config, weight="uniform")
     pairs = _variant(config, mode="pairs")
     # the stored map A of the same patches, read without any weighting
-    plain = dataset.make_dataset(records.pattern(source, "train"), method, True, with_mask=True,
-                              seed=phase_seed(method, "finetune"),
-                              lesion_fraction=method.finetune.lesion_patch_fraction)
+    plain = denoiser_input.make_dataset(records.pattern(source, "train"), method, True,
+                                        with_mask=True, seed=phase_seed(method, "finetune"),
+                                        lesion_fraction=method.finetune.lesion_patch_fraction)
     maps = [tuple(t.numpy() for t in item) for item in plain.take(2)]
     for (x, y, w), (cx, cy, cw), (px, py), (ldct, ndct, a) in zip(
             _first_batches(source, method), _first_batches(source, control),
@@ -113,21 +115,10 @@ def test_oracle_weight_reaches_the_training_batches(masked_tiny):
     assert all(w.min() >= 1.0 and w.max() <= 2.0 + 1e-6 for _, _, w in batches)
 
 
-def test_oracle_map_is_the_lesion_disk():
-    row, col, radius = 10.3, 7.8, 3.2
-    got = dataset.oracle_map(20, 18, row, col, radius, 1).numpy()[..., 0]
-    rr, cc = np.mgrid[:20, :18]
-    r = np.hypot(rr - row, cc - col)
-    expected = 0.5 * special.erfc((r - (radius + dataset.ORACLE_MARGIN_PX)) / (np.sqrt(2) * 0.5))
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert got[10, 8] > 0.99 and got[0, 0] < 1e-6
-    np.testing.assert_array_equal(dataset.oracle_map(20, 18, row, col, radius, 0).numpy(), 0.0)
-
-
 def test_oracle_reads_the_record_geometry(masked_tiny):
     config, workdir, _ = masked_tiny
-    slices = dataset.make_dataset(records.pattern(Workdir(workdir).records, "val"), config,
-                               False, oracle=True)
+    slices = denoiser_input.make_dataset(records.pattern(Workdir(workdir).records, "val"),
+                                         config, False, oracle=True)
     for item in slices:
         mask = item[F.MASK].numpy()[..., 0]
         if int(item[F.LABEL]) == 0:
@@ -173,8 +164,8 @@ def test_every_variant_has_its_own_directory_and_the_runner_pairs_method_with_co
 
 @pytest.mark.parametrize("phase", ["finetune_control", "finetune_oracle"])
 def test_train_command_selects_the_variant(masked_tiny, tmp_path, phase):
-    from ldct_tf.train import phases as train
     from ldct_tf.errors import LdctError
+    from ldct_tf.train import phases as train
 
     _, workdir, _ = masked_tiny
     fresh = tmp_path / "w"

@@ -14,7 +14,7 @@ import pytest
 from ldct_tf import records
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
-from ldct_tf.records import dataset
+from ldct_tf.records import denoiser_input
 from ldct_tf.train import distribute
 
 
@@ -85,8 +85,8 @@ def test_each_worker_reads_its_own_training_files(tiny_run):
     per_slice = config.input.patches_per_slice
 
     def patches(shard):
-        ds = dataset.make_dataset(records.pattern(source, "train"), config, True, seed=3,
-                                  batch_size=1, shard=shard)
+        ds = denoiser_input.make_dataset(records.pattern(source, "train"), config, True,
+                                         seed=3, batch_size=1, shard=shard)
         return sum(1 for _ in ds)
 
     shares = [patches((i, 2)) for i in range(2)]
