@@ -11,9 +11,10 @@ version is only replaced with ``--force``). Signatures:
   (the TFX convention; slices of one batch share a size) -> ``denoised_hu``.
 
 The network is rebuilt under float32 whatever policy trained it, in its inference form (transposed
-convolutions computed as padded convolutions: the same function, about 3x faster on CPUs). Provenance goes to
-``assets/provenance.json`` (training config summary, package versions, git commit); ``denoise``
-reads it. ``<out>/models.config`` lists every exported model for ``tensorflow_model_server
+convolutions computed as padded convolutions: the same function, about 3x faster on CPUs).
+Provenance goes to ``assets/provenance.json`` (training config summary, package versions, git
+commit; the training dose, null where the LDCT were real scans of unknown dose); ``denoise`` reads
+it. ``<out>/models.config`` lists every exported model for ``tensorflow_model_server
 --model_config_file``.
 """
 
@@ -26,19 +27,18 @@ import time
 from pathlib import Path
 
 from ldct_tf import cli
-from ldct_tf.records import schema as F
 from ldct_tf.config import Config, load_config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.inference import for_inference
-from ldct_tf.train.precision import policy_scope
-from ldct_tf.provenance import PROVENANCE, git_commit, package_versions
 from ldct_tf.models.preprocessing import HU_MAX, HU_MIN, denormalize_hu, normalize_hu
+from ldct_tf.provenance import PROVENANCE, git_commit, package_versions
+from ldct_tf.records import schema as F
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.train.precision import policy_scope
 from ldct_tf.workdir import CONFIG_FILE, Workdir
 
 tf = import_tensorflow()
 import keras  # noqa: E402
-
 
 
 def serving_module(network: keras.Model) -> tuple:
@@ -85,12 +85,18 @@ def next_version(model_dir: Path) -> int:
 
 
 def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
+    """What `export_model` writes to ``assets/provenance.json`` for the phase trained in
+    ``folder``. The training dose is the simulated one, or null with ``dose`` saying it is
+    unknown where the LDCT were real scans (as the records say: `prepare.examples`)."""
     config = load_config(folder / CONFIG_FILE)
+    dose = config.data.simulated_dose_fraction
+    dose_text = ("unknown: real low-dose scans, whose dose the data do not state" if dose is None
+                 else f"simulated at {dose:g} of the normal dose")
     return {
         "name": name, "version": version, "phase": phase,
         "finetune_mode": config.finetune.mode if phase.startswith("finetune") else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "training": {"dose_fraction": config.data.dose_fraction,
+        "training": {"dose_fraction": dose, "dose": dose_text,
                      "pixel_spacing_mm": config.data.pixel_spacing_mm,
                      "source": config.data.source,
                      "normalization": {"hu_min": HU_MIN, "hu_max": HU_MAX,

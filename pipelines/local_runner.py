@@ -1,6 +1,6 @@
 """The main job on one machine: prepare -> classifier -> cam -> observer -> pretrain -> finetune ->
-evaluate -> export, each step the same code as its command (`ldct_tf.steps`, the one registry), with TFX-style
-caching.
+evaluate -> export, each step the same code as its command (`ldct_tf.steps`, the one registry),
+with TFX-style caching.
 
     python -m pipelines.local_runner --config pipelines/configs/demo.toml [--workdir DIR]
         [--from STEP] [--only STEP] [--steps STEP,STEP] [--seeds N] [--set section.key=value ...]
@@ -194,7 +194,7 @@ def run_seeds(config: Config, workdir: Path, seeds: int, preset: str | None = No
         run(seeded, target, include=TRAINING_STEPS, closing=False,
             label=f"seed {index + 1}/{seeds}", expected=expected)
         dirs.append(target)
-    from ldct_tf import seed_study
+    from ldct_tf.evaluate import seed_study
 
     summary = seed_study.aggregate(dirs, Workdir(workdir).seeds, config.evaluate.resamples,
                                    config.evaluate.seed)

@@ -10,11 +10,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_fixtures import start_server
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from ldct_tf import export, records
+from ldct_tf.config import load_config, write_resolved
 from ldct_tf.errors import LdctError
-from serving_fixtures import start_server
+from ldct_tf.workdir import CONFIG_FILE
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,18 @@ def test_versions_config_and_provenance(exported):
     assert prov["training"]["dose_fraction"] == 0.25 and prov["phase"] == "finetune"
     assert prov["training"]["architecture"]["arch"] == "redcnn"
     assert prov["packages"]["tensorflow"] == tf.__version__
+
+
+@pytest.mark.parametrize("source, dose, says", [
+    ("synthetic", 0.1, "simulated at 0.1 of the normal dose"),
+    ("paired-dicom", None, "unknown: real low-dose scans"),
+])
+def test_provenance_gives_the_training_dose_the_records_hold(tmp_path, source, dose, says):
+    # real pairs were never simulated at the config's dose_fraction: their dose is unknown
+    config = load_config(None, [f'data.source="{source}"', "data.dose_fraction=0.1"])
+    write_resolved(config, tmp_path / CONFIG_FILE)
+    training = export.provenance(tmp_path, "finetune", "ldct_denoiser", 1)["training"]
+    assert training["dose_fraction"] == dose and training["dose"].startswith(says)
 
 
 def test_missing_model_is_a_clear_error(tmp_path):

@@ -7,6 +7,7 @@ import math
 
 from ldct_tf.errors import LdctError
 
+
 class ConfigError(LdctError):
     """A config value or key is wrong; the message names it and the allowed values."""
 

@@ -8,8 +8,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ldct_tf.config.checks import (MAX_CONTRAST_HU, MAX_LESION_DIAMETER_MM, SPACING_RANGE_MM,
-                                   check_range, fail)
+from ldct_tf.config.checks import (
+    MAX_CONTRAST_HU,
+    MAX_LESION_DIAMETER_MM,
+    SPACING_RANGE_MM,
+    check_range,
+    fail,
+)
 
 SOURCES = ("synthetic", "dicom", "paired-dicom")
 AUTO_SHARDS_MAX = 16
@@ -38,7 +43,9 @@ class DataConfig:
     slices_per_series: synthetic slices per phantom (independent noise and lesion draws).
     image_size: synthetic slice size, pixels (square).
     pixel_spacing_mm: synthetic pixel size, mm.
-    dose_fraction: low dose relative to normal dose, in (0, 1) (0.25 = quarter dose).
+    dose_fraction: low dose relative to normal dose, in (0, 1) (0.25 = quarter dose), at which the
+      LDCT is simulated; unused by "paired-dicom", whose LDCT are real scans of a dose the data
+      does not state (records and exports give it as unknown: `simulated_dose_fraction`).
     split_fractions: train/val/test shares of the series (split by series, never by slice).
     seed: master seed; every element derives its own seed from it and its identity.
     num_shards: TFRecord shards per split (0: one per series, at most `AUTO_SHARDS_MAX`).
@@ -84,6 +91,12 @@ class DataConfig:
         if self.compression not in ("", "GZIP"):
             fail(s, "compression", f"must be \"\" or \"GZIP\", got {self.compression!r}")
 
+    @property
+    def simulated_dose_fraction(self) -> float | None:
+        """The LDCT's dose relative to the NDCT as far as the run knows it: `dose_fraction` where
+        the LDCT is simulated, None (unknown) for "paired-dicom"."""
+        return None if self.source == "paired-dicom" else self.dose_fraction
+
     def shards_per_split(self, n_series: int) -> int:
         """``num_shards``, or with 0 one per series (at least 1, at most `AUTO_SHARDS_MAX`)."""
         return self.num_shards or max(1, min(AUTO_SHARDS_MAX, n_series))
@@ -108,7 +121,8 @@ class ScannerConfig:
         if not self.i0 > 0:
             fail("scanner", "i0", f"must be > 0 photons, got {self.i0}")
         if self.electronic_noise_var < 0:
-            fail("scanner", "electronic_noise_var", f"must be >= 0, got {self.electronic_noise_var}")
+            fail("scanner", "electronic_noise_var",
+                 f"must be >= 0, got {self.electronic_noise_var}")
         if self.n_views < 0 or self.n_views == 1:
             fail("scanner", "n_views", f"must be 0 (auto) or >= 2, got {self.n_views}")
         if self.filter_name not in FILTERS:
@@ -207,7 +221,7 @@ class LesionVariantsConfig(LesionConfig):
 
 @dataclass(frozen=True)
 class InputConfig:
-    """The tf.data reader used for training (`ldct_tf.records.dataset.make_dataset`).
+    """The tf.data reader used for training (`ldct_tf.records.denoiser_input.make_dataset`).
 
     patch_size: square training patch, pixels.
     patches_per_slice: random patches cropped from each slice per epoch.

@@ -8,8 +8,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ldct_tf.config.checks import (MAX_CONTRAST_HU, check_learning_rate, check_phase, check_range,
-                                   fail)
+from ldct_tf.config.checks import (
+    MAX_CONTRAST_HU,
+    check_learning_rate,
+    check_phase,
+    check_range,
+    fail,
+)
 
 POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 

@@ -10,9 +10,6 @@ import logging
 import warnings
 from typing import Iterator
 
-
-
-
 logger = logging.getLogger("ldct_tf.dicom")
 
 # pydicom's value-validation warnings (PS3.5 6.2 VR rules) start like this.

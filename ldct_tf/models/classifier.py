@@ -4,10 +4,10 @@ Flat (no nested backbone), because tf-keras-vis cannot reach inside a nested mod
 named; fully convolutional with global max pooling before the head, so the model trained on
 patches also scores whole slices when the maps are computed. Max rather than average pooling:
 a lesion covers a few cells of the last feature map, and averaging over the patch dilutes it (on
-the demo data: test AUC 0.84 with max vs 0.59 with average pooling after 10 epochs). Input is in network range
-(`ldct_tf.models.preprocessing.normalize_hu`); the fixed ``hu_window`` layer rescales it so that soft
-tissue spans about one unit (a lesion of 60 HU is 0.015 in network range, too small for a
-fresh convolution to see). The single sigmoid output ``lesion_score`` is float32.
+the demo data: test AUC 0.84 with max vs 0.59 with average pooling after 10 epochs). Input is in
+network range (`ldct_tf.models.preprocessing.normalize_hu`); the fixed ``hu_window`` layer rescales
+it so that soft tissue spans about one unit (a lesion of 60 HU is 0.015 in network range, too small
+for a fresh convolution to see). The single sigmoid output ``lesion_score`` is float32.
 
 Layers: three blocks of two 3x3 convolutions (``filters``, 2x, 4x), max-pooling after the first two,
 so the last convolution ``cam_conv`` sees the slice at 1/4 resolution.

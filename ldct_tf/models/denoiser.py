@@ -4,8 +4,11 @@
 Modes (``loss_mode``):
 
 - ``"mse"`` (pretrain): data ``(ldct, ndct)``; loss ``mean((f(x) - y)^2)``.
-- ``"weighted"`` (finetune): data ``(ldct, ndct, w)`` with ``w = floor + (1 - floor) * A`` made by
-  the input pipeline; loss `ldct_tf.models.losses.masked_mse`.
+- ``"weighted"`` (finetune): data ``(ldct, ndct, w)`` with pixel weights ``w`` made once by the
+  input pipeline from the activation map A, sharpened by ``threshold`` first
+  (`ldct_tf.models.losses.map_weights`): ``w = 1 + boost * A^gamma`` with the default
+  ``[finetune] weight_form = "boost"``, ``w = floor + (1 - floor) * A`` with "floor", and
+  ``w = 1`` for the uniform control; loss `ldct_tf.models.losses.masked_mse`.
 - ``"pairs"`` (finetune, the paper's literal wording): training data ``(ldct * A, ndct * A)``, loss
   MSE; validation data ``(ldct, ndct, A)``, the products taken in ``test_step``.
 
@@ -17,11 +20,11 @@ in a ``LossScaleOptimizer`` and ``train_step`` scales the loss itself before tak
 
 from __future__ import annotations
 
-from ldct_tf.models import losses
 from ldct_tf.config import ModelConfig
+from ldct_tf.models import losses
+from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, denormalize_hu
 from ldct_tf.models.redcnn import build_redcnn
 from ldct_tf.models.unet import build_unet
-from ldct_tf.models.preprocessing import ABDOMEN_WINDOW_HU, denormalize_hu
 from ldct_tf.tf_import import import_tensorflow
 
 tf = import_tensorflow()

@@ -35,8 +35,9 @@ def from_window_units(x, name: str = "to_network_range"):
 
 @keras.saving.register_keras_serializable(package="ldct_tf")
 class PadToMultiple(keras.layers.Layer):
-    """Reflect-pad height and width up to a multiple of ``multiple`` (bottom and right), so a
-    network that pools ``log2(multiple)`` times accepts any input size."""
+    """Symmetric-pad height and width up to a multiple of ``multiple`` (bottom and right: the
+    mirror image including the edge row or column, NumPy's "symmetric"), so a network that pools
+    ``log2(multiple)`` times accepts any input size."""
 
     def __init__(self, multiple: int, **kwargs):
         super().__init__(**kwargs)

@@ -33,10 +33,12 @@ def sharpen(activation_map, threshold: float = 0.0):
     return tf.maximum(a - threshold, 0.0) / (1.0 - threshold)
 
 
-def map_weights(activation_map, form: str = "boost", *, boost: float = 1000.0,
-                gamma: float = 1.0, floor: float = 0.2, threshold: float = 0.0):
+def map_weights(activation_map, *, form: str, boost: float, gamma: float, floor: float,
+                threshold: float):
     """Pixel weights from the activation map A in [0, 1], applied once, by the input pipeline;
-    A is first `sharpen`ed by ``threshold`` (0: as it is).
+    A is first `sharpen`ed by ``threshold`` (0: as it is). Every setting comes from `[finetune]`
+    (``weight_form``, ``boost``, ``gamma``, ``weight_floor``, ``threshold``), which owns the
+    defaults.
 
     - ``"boost"``: ``w = 1 + boost * A^gamma``. Every pixel keeps weight 1 (noise is still
       removed everywhere); what the classifier marks counts up to ``1 + boost`` times more. With

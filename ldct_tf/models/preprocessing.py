@@ -14,7 +14,8 @@ import numpy as np
 HU_MIN = -1024.0
 HU_MAX = 3072.0
 HU_RANGE = HU_MAX - HU_MIN
-# The abdomen window (centre 40, width 400 HU): the reported PSNR/SSIM and the networks' inner units.
+# The abdomen window (centre 40, width 400 HU): the reported PSNR/SSIM and the networks' inner
+# units.
 ABDOMEN_WINDOW_HU = (-160.0, 240.0)
 
 

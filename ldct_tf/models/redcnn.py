@@ -5,10 +5,11 @@ and between mirrored encoder/decoder layers) and ReLU throughout. The paper uses
 depth 5.
 
 Fully convolutional: any input size of at least ``depth * (kernel_size - 1) + 1`` pixels. Input and
-output are in network range (`ldct_tf.models.preprocessing.normalize_hu`); inside, the network works in
-abdomen-window units (`ldct_tf.models.layers.to_window_units`), and the last deconvolution starts at
-zero so the untrained network is the identity (a random residual would first have to be unlearned).
-The output layer is float32 under any mixed-precision policy; its ReLU keeps it >= -1024 HU.
+output are in network range (`ldct_tf.models.preprocessing.normalize_hu`); inside, the network works
+in abdomen-window units (`ldct_tf.models.layers.to_window_units`), and the last deconvolution starts
+at zero so the untrained network is the identity (a random residual would first have to be
+unlearned). The output layer is float32 under any mixed-precision policy; its ReLU keeps it >= -1024
+HU.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ under any precision policy.
 
 from __future__ import annotations
 
-from ldct_tf.models.layers import (CropToReference, PadToMultiple, from_window_units,
-                                   to_window_units)
+from ldct_tf.models.layers import CropToReference, PadToMultiple, from_window_units, to_window_units
 from ldct_tf.tf_import import import_tensorflow
 
 import_tensorflow()

@@ -8,7 +8,6 @@ the same shards. Only Create, ParDo, GroupByKey and Flatten are used (see `build
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,15 +21,20 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import (
-    DirectOptions, PipelineOptions, StandardOptions, WorkerOptions)
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
-from ldct_tf.records import schema as F, stats as record_stats
 from ldct_tf import records
 from ldct_tf.config import SPLITS, Config
+from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.errors import LdctError
 from ldct_tf.prepare.examples import unit_examples
-from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.prepare.plan import Unit, expected_examples
+from ldct_tf.prepare.plan import Unit, expected_examples, stable_int
+from ldct_tf.records import schema as F
+from ldct_tf.records import stats as record_stats
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE
 
 _PROGRESS_EVERY_S = 10.0
@@ -167,7 +171,7 @@ class MakeExamples(beam.DoFn):
                     yield SKIPPED, (first, second)
                     continue
                 # the shard: round robin over the unit's examples from a start fixed by its key
-                shard = (_stable_int(unit.series_key) + made) % self.num_shards
+                shard = (stable_int(unit.series_key, bits=64) + made) % self.num_shards
                 self.done, made = self.done + 1, made + 1
                 self._progress()
                 yield (first, F.make_example(second),
@@ -182,10 +186,6 @@ class MakeExamples(beam.DoFn):
             print(f"prepare: worker {os.getpid()}: {self.done} examples ({rate:.1f}/s); about "
                   f"{self.expected} in all", file=sys.stderr, flush=True)
             self.last = now
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(str(text).encode()).digest()[:8], "little")
 
 
 def unit_failure(unit: Unit, config: Config, salt: str, exc: Exception, made: int

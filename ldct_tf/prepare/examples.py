@@ -1,4 +1,5 @@
-"""Turn one work unit (see `ldct_tf.prepare.plan`) into slice examples: LDCT/NDCT pairs with lesion labels.
+"""Turn one work unit (see `ldct_tf.prepare.plan`) into slice examples: LDCT/NDCT pairs with
+lesion labels.
 
 Pure functions of the unit and the config, seeded from the element's identity (master seed, series
 key, slice index, role), never from the worker: re-running gives the same examples on any runner
@@ -6,9 +7,11 @@ with any number of workers.
 
 - synthetic: the phantom is scanned at full dose (NDCT) and at the dose fraction (LDCT) with
   independent noise; a lesion goes into the object before the scan.
-- dicom: the image is the NDCT; the lesion is added to it, then the LDCT is made by projection-domain
-  noise insertion (`simulate.simulate_low_dose`).
-- paired-dicom: real NDCT/LDCT pairs; the lesion is added to both images.
+- dicom: the image is the NDCT; the lesion is added to it, then the LDCT is made by
+  projection-domain noise insertion (`simulate.simulate_low_dose`).
+- paired-dicom: real NDCT/LDCT pairs; the lesion is added to both images. Their dose was never
+  simulated and the data do not state it: records give ``dose_fraction`` as NaN (unknown), not
+  the config's `dose_fraction` (see `DataConfig.simulated_dose_fraction`).
 
 Train and val slices carry a lesion or not (balanced by `Unit.label_offset`); lesion-absent slices
 record the sham lesion (lesions from `[lesion]`). With `[lesion_variants]` ``count`` > 0, each train
@@ -21,21 +24,23 @@ site, with lesions from `[lesion_test]`: the observer study's task, tuned apart 
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
 
 from ldct_tf import dicom
-from ldct_tf.records import schema as F
-from ldct_tf.ct import lesions, phantoms, simulate
 from ldct_tf.config import Config
-from ldct_tf.errors import LdctError
+from ldct_tf.ct import lesions, phantoms, simulate
 from ldct_tf.dicom.path_labels import PathLabels
+from ldct_tf.errors import LdctError
 from ldct_tf.prepare.plan import Unit, stable_int
+from ldct_tf.records import schema as F
 
 # Roles in the per-element seed, so the draws of one slice never share a random stream.
 _LESION, _NDCT, _LDCT = 1, 2, 3
 _VARIANT = 100  # the twin index (lesion site and noise) of the first `[lesion_variants]` example
+UNKNOWN_DOSE = math.nan  # the records' dose_fraction where the run does not know the LDCT's dose
 
 
 def unit_examples(unit: Unit, config: Config, salt: str | None = None
@@ -69,7 +74,7 @@ def _synthetic(unit: Unit, config: Config):
             return ndct, ldct
 
         yield from _guarded(f"synthetic series {unit.series_key} slice {k}", _labelled(
-            unit, config, k, obj, (spacing, spacing), data.dose_fraction, scans))
+            unit, config, k, obj, (spacing, spacing), scans))
 
 
 def _dicom(unit: Unit, config: Config, salt: str | None):
@@ -108,7 +113,7 @@ def _ndct_slices(unit: Unit, config: Config, series: dicom.CtSeries, labels: Pat
             return ndct, simulate.simulate_low_dose(ndct, spacing, dose, rng, **kwargs)
 
         yield from _guarded(labels(series.source_paths[k]), _labelled(
-            unit, config, k, ndct_image, series.pixel_spacing_mm, dose, images,
+            unit, config, k, ndct_image, series.pixel_spacing_mm, images,
             series_key=series.series_key))
 
 
@@ -119,9 +124,8 @@ def _paired_slices(unit: Unit, config: Config, pair: dicom.PairedSeries, labels:
                     lesions.insert_lesion(pair.ldct_hu[k], lesion))
 
         yield from _guarded(f"{labels(unit.root)} (paired series {pair.series_key} slice {k})",
-                            _labelled(
-            unit, config, k, pair.ndct_hu[k], pair.pixel_spacing_mm, config.data.dose_fraction,
-            images, series_key=pair.series_key))
+                            _labelled(unit, config, k, pair.ndct_hu[k], pair.pixel_spacing_mm,
+                                      images, series_key=pair.series_key))
 
 
 def _guarded(where: str, examples: Iterator):
@@ -132,14 +136,17 @@ def _guarded(where: str, examples: Iterator):
         yield ("skipped", where, f"slice not used: {exc}")
 
 
-def _labelled(unit: Unit, config: Config, k: int, anatomy: np.ndarray, spacing, dose: float,
-              make_images, series_key: str | None = None):
+def _labelled(unit: Unit, config: Config, k: int, anatomy: np.ndarray, spacing, make_images,
+              series_key: str | None = None):
     """The example(s) of slice ``k``: one labelled example, or matched twins in the test split.
 
     ``make_images(lesion, twin) -> (ndct, ldct)`` renders the slice with ``lesion`` (a sham one
-    for the absent case); ``twin`` separates the noise of the two test twins.
+    for the absent case); ``twin`` separates the noise of the two test twins. The recorded dose
+    is the simulated one, or `UNKNOWN_DOSE` for real pairs.
     """
     series_key = series_key or unit.series_key
+    dose = config.data.simulated_dose_fraction
+    dose = UNKNOWN_DOSE if dose is None else dose
     if unit.split == "test":
         # the observer study's task (`[lesion_test]`): matched twins, each pair at its own site
         cases = []

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from ldct_tf import cli, dicom, progress, records
-from ldct_tf.prepare import plan as U
 from ldct_tf.config import SOURCES, Config
-from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.dicom.path_labels import PathLabels
+from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.prepare import plan as U
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
 
 log = logging.getLogger("ldct_tf.prepare")

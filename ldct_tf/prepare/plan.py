@@ -46,10 +46,18 @@ class Unit:
     root: str = ""
 
 
-def stable_int(*parts: object) -> int:
-    """A 62-bit integer from the parts' text: the same on every machine and in every process."""
+def stable_int(*parts: object, bits: int = 62) -> int:
+    """A ``bits``-bit integer from the parts' text, the same on every machine and in every process
+    (unlike Python's salted ``hash``): the first 8 bytes of the SHA-256 of the parts' ``str``
+    joined by "/", read little-endian, shifted right by ``64 - bits``.
+
+    62 bits (the default) fit an int64 record field and a NumPy seed word; 64 bits pick a series'
+    first shard (`ldct_tf.prepare.beam`). Existing splits, seeds and shards depend on both values.
+    """
+    if not 1 <= bits <= 64:
+        raise ValueError(f"bits must be in [1, 64], got {bits}")
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 2
+    return int.from_bytes(digest[:8], "little") >> (64 - bits)
 
 
 def split_counts(n_groups: int, fractions: Sequence[float]) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Tests for ldct_tf.models.inference: the inference form computes the trained network's function."""
+"""Tests for ldct_tf.models.inference: the inference form computes the trained network's
+function."""
 
 import numpy as np
 import pytest

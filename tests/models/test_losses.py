@@ -27,6 +27,16 @@ def test_sharpen_keeps_what_lies_above_the_threshold():
 
 def test_map_weights_sharpen_before_the_boost():
     a = np.array([0.1, 0.6, 1.0], np.float32)
-    w = losses.map_weights(a, "boost", boost=100.0, gamma=2.0, threshold=0.2).numpy()
+    w = losses.map_weights(a, form="boost", boost=100.0, gamma=2.0, floor=0.2,
+                           threshold=0.2).numpy()
     expected = 1.0 + 100.0 * (np.maximum(a - 0.2, 0.0) / 0.8) ** 2
     np.testing.assert_allclose(w, expected, rtol=1e-6)
+
+
+def test_map_weights_takes_every_setting_from_the_caller():
+    # `[finetune]` owns the defaults: a call that leaves one out fails instead of using another
+    a = np.array([0.1, 0.6, 1.0], np.float32)
+    with pytest.raises(TypeError, match="threshold"):
+        losses.map_weights(a, form="boost", boost=100.0, gamma=2.0, floor=0.2)
+    with pytest.raises(TypeError):
+        losses.map_weights(a, "boost", boost=100.0, gamma=2.0, floor=0.2, threshold=0.0)

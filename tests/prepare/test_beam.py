@@ -6,10 +6,10 @@ import json
 
 import pytest
 import tensorflow as tf
+from records_fixtures import prepare_tiny
 
 from ldct_tf.records import files
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
-from records_fixtures import prepare_tiny
 
 distributed = pytest.importorskip("distributed")
 

@@ -8,18 +8,18 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from cli_fixtures import run_in_process, run_module
 from dicom_fixtures import PLANTED_PATH_NAME, PLANTED_PATIENT_ID, PLANTED_VALUES, write_series
-from ldct_tf.records import schema as F
+from records_fixtures import prepare_tiny
+
 from ldct_tf import records
 from ldct_tf.config import SPLITS
-from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.dicom.path_labels import resolve
 from ldct_tf.evaluate.study import main as evaluate_main
+from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.prepare.pipeline import main as prepare_main
 from ldct_tf.prepare.plan import synthetic_units
-from records_fixtures import prepare_tiny
+from ldct_tf.records import schema as F
 
 
 def _read_all(workdir):
@@ -126,7 +126,9 @@ def test_worker_count_does_not_change_the_examples(tiny_run, tmp_path):
                                       "--direct_num_workers=2"])
     one, two = _read_all(workdir), _read_all(tmp_path)
     for split in SPLITS:
-        key = (lambda i: (i[F.SERIES_KEY], i[F.SLICE_INDEX], i[F.LABEL]))
+        def key(i):
+            return (i[F.SERIES_KEY], i[F.SLICE_INDEX], i[F.LABEL])
+
         assert sorted(map(key, one[split])) == sorted(map(key, two[split]))
         a = {key(i): i[F.LDCT] for i in one[split]}
         assert all(a[key(i)] == i[F.LDCT] for i in two[split])
@@ -211,8 +213,9 @@ def test_missing_dicom_input_is_a_clear_error(tmp_path, capfd, caplog):
 def test_test_lesions_come_from_lesion_test_and_training_is_untouched():
     # [lesion_test] sets the observer study's task; the train and val examples (what the
     # classifier, the maps and the denoisers learn from) must not change with it
-    from ldct_tf.config import load_config
     from records_fixtures import TINY
+
+    from ldct_tf.config import load_config
 
     base = load_config(None, TINY)
     study = load_config(None, [*TINY, "lesion_test.pairs_per_slice=3",
@@ -249,8 +252,9 @@ def test_test_lesions_come_from_lesion_test_and_training_is_untouched():
 def test_lesion_variants_add_faint_train_lesions_and_leave_the_rest():
     # [lesion_variants] adds lesion-present train examples from its own ranges, each at its own
     # site with its own noise; the original train example and every val and test example stay
-    from ldct_tf.config import load_config
     from records_fixtures import TINY
+
+    from ldct_tf.config import load_config
 
     base = load_config(None, TINY)
     more = load_config(None, [*TINY, "lesion_variants.count=2",

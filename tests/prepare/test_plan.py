@@ -1,9 +1,12 @@
-"""Split planning: by patient, deterministic, shares as asked, labels balanced."""
+"""Split planning: by patient, deterministic, shares as asked, labels balanced; the stable
+hash that seeds and places every element."""
+
+import hashlib
 
 import pytest
 
-from ldct_tf.prepare import plan as units
 from ldct_tf.config import load_config
+from ldct_tf.prepare import plan as units
 
 
 @pytest.mark.parametrize("n, fractions, expected", [
@@ -35,10 +38,35 @@ def test_synthetic_units_alternate_labels_within_each_split():
         assert abs(present - total / 2) <= 1, (split, present, total)
 
 
+def _sha256_int(text: str, bits: int) -> int:
+    """The docstring's definition restated: first 8 bytes of SHA-256, little-endian, top bits."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> (64 - bits)
+
+
 def test_stable_int_is_process_independent():
     # The value is a fixed function of the text (SHA-256), not Python's salted hash().
     assert units.stable_int("a", 1) == units.stable_int("a", 1) != units.stable_int("a", 2)
     assert 0 <= units.stable_int("x") < 2 ** 62
+
+
+@pytest.mark.parametrize("parts, bits, expected", [
+    # seeds and pair ids (62 bits): existing records were drawn from these values
+    (("a", 1), 62, 256649354566995101),
+    (("pair", 0, "series-x", 3, 1), 62, 3777376460249757021),
+    (("syn-0-00001",), 62, 1784360543099703712),
+    # a series' first shard (64 bits): existing shards were filled from these values
+    (("syn-0-00001",), 64, 7137442172398814849),
+    (("a/1",), 64, 1026597418267980407),
+])
+def test_stable_int_values_do_not_change(parts, bits, expected):
+    assert units.stable_int(*parts, bits=bits) == expected
+    assert _sha256_int("/".join(map(str, parts)), bits) == expected
+
+
+@pytest.mark.parametrize("bits", [0, 65])
+def test_stable_int_width_is_checked(bits):
+    with pytest.raises(ValueError, match=rf"bits must be in \[1, 64\], got {bits}"):
+        units.stable_int("a", bits=bits)
 
 
 def test_paired_dicom_without_patient_id_groups_by_patient_folder():

@@ -1,8 +1,12 @@
-"""Config: TOML presets, --set overrides, rejection of unknown keys and bad values, round trip."""
+"""Config loading: TOML presets, --set overrides, rejection of unknown keys and ill-typed values,
+file errors, round trip through the resolved TOML."""
+
+import dataclasses
+import typing
 
 import pytest
 
-from ldct_tf.config import ConfigError, load_config, to_toml
+from ldct_tf.config import Config, ConfigError, load_config, to_toml
 
 
 def test_defaults_preset_and_overrides_apply_in_order(tmp_path):
@@ -38,48 +42,19 @@ def test_presets_load(preset):
 @pytest.mark.parametrize("overrides, match", [
     (["data.n_serie=3"], r"unknown config key \[data\] n_serie"),
     (["datum.n_series=3"], r"unknown config section \[datum\]"),
-    (["data.dose_fraction=1.5"], r"\[data\] dose_fraction: must be in \(0, 1\), got 1.5"),
-    (["data.source=\"pacs\""], r"\[data\] source: must be one of"),
     (["data.n_series=\"many\""], r"\[data\] n_series: must be an integer, got 'many'"),
-    (["data.split_fractions=[0.5, 0.5, 0.5]"], r"split_fractions: must be three shares"),
     (["lesion.diameter_mm=[6]"], r"diameter_mm: must be a list of 2 values"),
-    (["scanner.filter_name=\"butterworth\""], r"filter_name: must be one of"),
     (["input.deterministic=1"], r"deterministic: must be true or false"),
     (["n_series=3"], r"must look like section.key=value"),
-    (["data.seed=-1"], r"\[data\] seed: must be >= 0, got -1"),
-    (["train.seed=-2"], r"\[train\] seed: must be >= 0, got -2"),
     (["pretrain.learning_rate=inf"], r"\[pretrain\] learning_rate: must be a finite number, got"),
-    (["pretrain.learning_rate=3"], r"\[pretrain\] learning_rate: must be a finite number in "
-                                   r"\(0, 1\]"),
-    (["classifier.learning_rate=0"], r"\[classifier\] learning_rate: must be a finite number in"),
-    (["evaluate.seed=-1"], r"\[evaluate\] seed: must be >= 0, got -1"),
-    (["data.pixel_spacing_mm=1e300"], r"\[data\] pixel_spacing_mm: must be in \[0.05, 10\] mm"),
-    (["lesion_test.contrast_hu=[20, 1e6]"], r"\[lesion_test\] contrast_hu: must be \[low, high\] "
-                                            r"magnitudes in HU .*high <= 2000"),
-    (["lesion.diameter_mm=[0, 5]"], r"\[lesion\] diameter_mm: .* with 0 < low <= high <= 100"),
-    (["finetune.weight=\"lesion\""], r"\[finetune\] weight: must be one of map, uniform, oracle"),
-    (["finetune.weight_form=\"linear\""], r"\[finetune\] weight_form: must be one of boost"),
-    (["finetune.boost=-1"], r"\[finetune\] boost: must be a finite number >= 0, got -1"),
-    (["finetune.gamma=0"], r"\[finetune\] gamma: must be a finite number > 0"),
-    (["finetune.lesion_patch_fraction=1.5"], r"lesion_patch_fraction: must be in \[0, 1\]"),
-    (["finetune.lr_schedule=\"step\""], r"lr_schedule: must be one of cosine, constant"),
-    (["finetune.checkpoint=\"first\""], r"checkpoint: must be one of last, best"),
-    (["cam.normalize=\"softmax\""], r"\[cam\] normalize: must be one of global, minmax, max"),
-    (["cam.min_classifier_auc=2"], r"min_classifier_auc: must be in \[0, 1\]"),
-    (["pipeline.seeds=0"], r"\[pipeline\] seeds: must be >= 1, got 0"),
 ])
-def test_bad_values_name_the_key_and_the_rule(overrides, match):
+def test_bad_keys_and_types_name_the_key_and_the_rule(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config(None, overrides)
 
 
 def _number_keys():
     """Every float-valued key (alone or in a list) of every section, from the dataclasses."""
-    import dataclasses
-    import typing
-
-    from ldct_tf.config import Config
-
     for section in dataclasses.fields(Config):
         section_type = typing.get_type_hints(Config)[section.name]
         hints = typing.get_type_hints(section_type)
@@ -123,6 +98,7 @@ def test_path_and_encoding_errors_are_one_line_at_the_command_line(tmp_path, cas
     # in this process, as `python -m ldct_tf.prepare` calls it (cli_fixtures; the command itself
     # is run for real in tests/prepare/test_pipeline.py)
     from cli_fixtures import run_in_process
+
     from ldct_tf.prepare.pipeline import main
 
     (tmp_path / "plain").write_text("a file, not a folder")
