@@ -1,6 +1,10 @@
 """`python -m ldct_tf.evaluate`: noise removal and small-feature preservation on the test split.
 
-`study` is the step (every set, every metric, the claims); `metrics` the fidelity, noise, contrast
+`study` is the step (every set, every metric, the claims); `claim_metrics` the one table of the
+claim metrics (how each is read, computed, resampled and judged) and the comparisons; `claims`
+the single-seed paired comparisons; `seed_study` the same comparisons over training seeds
+(`python -m ldct_tf.seed_study`; its summary and figure: `seed_study_report`); `display` the set
+order, labels, cells and figure set-up every output shares; `metrics` the fidelity, noise, contrast
 and edge measures; `observers` the channelized Hotelling observer; `localization` the scanning
 LROC observer; `contrast_detail` both observers per lesion size and contrast bin (its figure and
 table: `contrast_detail_report`); `bootstrap` the slice-unit resampling behind every interval;

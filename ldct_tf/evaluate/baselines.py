@@ -146,10 +146,10 @@ def paired_noise_psd(ldct: list[np.ndarray], ndct: list[np.ndarray]) -> np.ndarr
     constant outside the reconstruction circle, so air would understate the noise (and FBP noise
     is not stationary anyway; the body is where the denoising matters). A slice with under
     `_MIN_BODY_PX` body pixels uses its whole image. The NDCT's own noise is removed with the
-    NDCT/LDCT noise-index ratio of `_ndct_noise_ratio`: its PSD is assumed of the same shape (same reconstruction), so the
-    difference's PSD is scaled by 1 / (1 + ratio^2). The DC bin, which the mean removal empties,
-    takes the mean of its four neighbours. BM3D smooths the PSD itself, so it is not smoothed
-    here.
+    NDCT/LDCT noise-index ratio of `_ndct_noise_ratio`: its PSD is assumed of the same shape
+    (same reconstruction), so the difference's PSD is scaled by 1 / (1 + ratio^2). The DC bin,
+    which the mean removal empties, takes the mean of its four neighbours. BM3D smooths the PSD
+    itself, so it is not smoothed here.
 
     Returns the PSD (float64) at the most common slice shape, in (HU / `_BM3D_SCALE`)^2; slices
     of another shape contribute their periodogram resampled (`resample_psd`).

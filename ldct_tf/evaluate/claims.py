@@ -4,19 +4,12 @@ the verdict."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from ldct_tf.evaluate import bootstrap, observers
 from ldct_tf.config import Config
-from ldct_tf.evaluate.report import COMPARISONS, label
-from ldct_tf.evaluate.readings import statistic
-
-
-# diagnostic first, then fidelity (the order of the report)
-CLAIM_METRICS = ("contrast_kept", "cho_auc", "lroc_area", "fraction_localized",
-                 "cnn_observer_independent", "invented_contrast", "contrast_recovery",
-                 "psnr_abdomen", "ssim_abdomen")
+from ldct_tf.evaluate import bootstrap, observers
+from ldct_tf.evaluate.claim_metrics import CLAIM_METRICS, COMPARISONS, statistic, verdict
+from ldct_tf.evaluate.display import label
 
 
 def claims(config: Config, cases: dict) -> list[dict]:
@@ -41,10 +34,10 @@ def compare(config: Config, cases: dict, a: str, b: str, role: str) -> dict:
             diff = observers.paired_difference(one["study"], other["study"], "auc")
             value, (low, high) = diff["value"], diff["ci95"]
         else:
-            value = statistic(metric, one) - statistic(metric, other)
+            mine, theirs = one["cases"], other["cases"]
+            value = statistic(metric, mine) - statistic(metric, theirs)
             low, high = bootstrap.interval(
-                len(one["cases"]),
-                lambda i: statistic(metric, one, i) - statistic(metric, other, i),
+                len(mine), lambda i: statistic(metric, mine, i) - statistic(metric, theirs, i),
                 cfg.resamples, rng, clusters=one["clusters"])
         out["differences"][metric] = {"value": value, "ci95": [low, high],
                                       "resolvable": _resolvable(low, high),
@@ -77,14 +70,11 @@ def headline(all_claims: list[dict]) -> dict:
 
 
 def _verdict(metric: str, a: str, b: str, value: float, low: float, high: float) -> str:
+    """`claim_metrics.verdict` of the interval, as a sentence naming the metric and both sets."""
     name, a, b = metric.replace("_", " "), label(a), label(b)
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{name}: {a} vs {b} not measurable"
-    if low > 0:
-        return (f"{name}: {a} higher than {b} by {value:+.4g} (95 % CI {low:+.4g} to "
-                f"{high:+.4g})")
-    if high < 0:
-        return (f"{name}: {a} lower than {b} by {value:+.4g} (95 % CI {low:+.4g} to "
-                f"{high:+.4g})")
-    return (f"{name}: {a} minus {b} = {value:+.4g} is within noise (95 % CI {low:+.4g} to "
-            f"{high:+.4g} includes 0)")
+    interval = f"95 % CI {low:+.4g} to {high:+.4g}"
+    return {"not measurable": f"{name}: {a} vs {b} not measurable",
+            "above 0": f"{name}: {a} higher than {b} by {value:+.4g} ({interval})",
+            "below 0": f"{name}: {a} lower than {b} by {value:+.4g} ({interval})",
+            "within noise": f"{name}: {a} minus {b} = {value:+.4g} is within noise ({interval} "
+                            "includes 0)"}[verdict(low, high)]

@@ -29,6 +29,7 @@ import numpy as np
 from ldct_tf.config import Config
 from ldct_tf.ct.lesions import DEFAULT_BINS, lesion_bins
 from ldct_tf.evaluate import bootstrap, readings
+from ldct_tf.evaluate.claim_metrics import statistic
 from ldct_tf.evaluate.sets import Slices
 
 BIN_RESAMPLES = 300  # the CHO's bootstrap resamples per bin, at most (see the module docstring)
@@ -77,8 +78,7 @@ def measure(config: Config, test: Slices, sets: dict, cases: dict, n: int = DEFA
     return {"bins_per_axis": n,
             "diameter_mm_edges": _edges(b["diameter_mm"] for b in bins),
             "contrast_hu_edges": _edges(b["contrast_hu"] for b in bins),
-            "dose_fraction": (None if config.data.source == "paired-dicom"
-                              else config.data.dose_fraction),
+            "dose_fraction": config.data.simulated_dose_fraction,
             "cho": {"splits": cfg.cho_splits, "resamples": resamples,
                     "min_units": readings.MIN_CHO_PAIRS},
             "bins": [{**{key: b[key] for key in ("diameter_mm", "contrast_hu", "mean_diameter_mm",
@@ -104,9 +104,9 @@ def _fraction_localized(located: dict, members: np.ndarray, clusters, k: int, cf
     sub = {"cases": located["cases"][members], "clusters": clusters}
     rng = np.random.default_rng([cfg.seed, k])  # every set: the same draws in a bin
     low, high = bootstrap.interval(
-        len(members), lambda i: readings.statistic("fraction_localized", sub, i), cfg.resamples,
+        len(members), lambda i: statistic("fraction_localized", sub["cases"], i), cfg.resamples,
         rng, clusters=clusters)
-    return {"value": readings.statistic("fraction_localized", sub), "ci95": [low, high]}
+    return {"value": statistic("fraction_localized", sub["cases"]), "ci95": [low, high]}
 
 
 def _edges(ranges) -> list[float]:

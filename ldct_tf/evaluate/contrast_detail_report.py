@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf.evaluate.report import _fmt, _plt, _save, label, ordered
+from ldct_tf.evaluate.display import fmt, label, ordered, pyplot, save
 
 # (panel title, value and interval of one set in one bin)
 _PANELS = (("CHO AUC", lambda e: (e["cho"]["auc"], e["cho"]["auc_ci95"]) if e["cho"] else None),
@@ -40,8 +40,8 @@ def table(report: dict) -> tuple[list[str], list[list[str]]] | None:
     header = ["set"] + [f"{b['diameter_mm'][0]:g}-{b['diameter_mm'][1]:g} mm, "
                         f"{b['contrast_hu'][0]:g}-{b['contrast_hu'][1]:g} HU "
                         f"({b['pairs']} pairs, {b['units']} slices)" for b in detail["bins"]]
-    rows = [[label(name)] + [f"{_fmt(e['cho'] and e['cho']['auc'])} / "
-                             f"{_fmt(e['fraction_localized']['value'])}" for e in entries]
+    rows = [[label(name)] + [f"{fmt(e['cho'] and e['cho']['auc'])} / "
+                             f"{fmt(e['fraction_localized']['value'])}" for e in entries]
             for name, entries in _ordered(detail)]
     return header, rows
 
@@ -71,7 +71,7 @@ def figure(report: dict, path: Path) -> Path | None:
     detail = report.get("contrast_detail")
     if not detail:
         return None
-    plt = _plt()
+    plt = pyplot()
     n = detail["bins_per_axis"]
     by_bin = {(tuple(b["diameter_mm"]), tuple(b["contrast_hu"])): k
               for k, b in enumerate(detail["bins"])}
@@ -100,7 +100,7 @@ def figure(report: dict, path: Path) -> Path | None:
     axes[0, -1].legend(fontsize=6, loc="lower right")
     fig.suptitle(f"Detectability by lesion size and contrast, {dose_text(detail)}\n{n}x{n} "
                  f"bins: {bins_text(detail)}; 95 % intervals; dotted: chance", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _ordered(detail: dict) -> list[tuple[str, list]]:

@@ -61,7 +61,7 @@ from ldct_tf.ct import lcd_phantom
 from ldct_tf.ct.simulate import default_n_views
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate import bootstrap, observers
-from ldct_tf.evaluate.report import jsonable, label, ordered
+from ldct_tf.evaluate.display import jsonable, label, ordered, pyplot
 from ldct_tf.evaluate.sets import denoise, trained_networks
 from ldct_tf.workdir import Workdir
 
@@ -288,7 +288,7 @@ def _summary(config: Config, study: Study, by_dose: dict, skipped: dict, seconds
                      "resamples": study.reading["resamples"], "seed": study.seed,
                      "roi_mean_removed": True, "auc": "Phi(d'/sqrt 2)"},
         "realizations": study.realizations, "scanner": study.scanner,
-        "trained_dose_fraction": config.data.dose_fraction,
+        "trained_dose_fraction": config.data.simulated_dose_fraction,
         "doses": _without_boot(by_dose), "skipped": skipped,
         "seconds": {k: round(v, 3) for k, v in seconds.items()}}
 
@@ -352,7 +352,7 @@ def markdown(report: dict) -> str:
              f"{obs['readers']} half/half splits; AUC = Phi(d'/sqrt 2). Brackets: 95 % bootstrap "
              f"intervals over the realisations ({obs['resamples']} resamples). Noise: SD (HU) in "
              f"the central {phantom['water_roi_radius_mm']:g} mm water disk of the absent images. "
-             f"The networks were trained at dose {report['trained_dose_fraction']:g}.", ""]
+             + _trained_at(report.get("trained_dose_fraction")), ""]
     header = ["set", "noise SD (HU)"] + [f"AUC {k.replace('_', ' ')}" for k in keys]
     for dose_name, dose in report["doses"].items():
         lines += [f"## Dose {dose_name} (NDCT: full dose)", "", "| " + " | ".join(header) + " |",
@@ -377,18 +377,15 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _trained_at(dose_fraction: float | None) -> str:
+    if dose_fraction is None:
+        return "The networks were trained on real low-dose scans of unknown dose."
+    return f"The networks were trained at dose {dose_fraction:g}."
 
 
 def write_auc_figure(report: dict, path: Path) -> Path:
     """AUC per insert with 95 % intervals, one line per set, one panel per dose."""
-    plt = _plt()
+    plt = pyplot()
     doses = report["doses"]
     keys = list(report["phantom"]["inserts"])
     fig, axes = plt.subplots(1, len(doses), figsize=(5.0 * len(doses), 4.0), squeeze=False,
@@ -417,7 +414,7 @@ def write_auc_figure(report: dict, path: Path) -> Path:
 def write_image_figure(examples: dict, inserts, spacing: float, path: Path) -> Path:
     """One signal-present image per set (columns) and dose (rows), central region, narrow window
     `DISPLAY_WINDOW_HU`, each insert circled (radius + 2 px)."""
-    plt = _plt()
+    plt = pyplot()
     rows = list(examples)
     names = ordered(examples[rows[0]])
     image = examples[rows[0]][names[0]]

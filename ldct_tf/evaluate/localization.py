@@ -150,7 +150,8 @@ def scan(image: np.ndarray, centre: tuple[float, float], radius_px: float, sign:
 
 def _lesion_fields(lesion) -> tuple[float, float, float, float]:
     """(row, col, radius_px, sign) of a ``(row, col, radius_px, contrast_hu)`` sequence (as
-    `ldct_tf.evaluate.study` keeps them) or an object with those attributes (`ldct_tf.ct.lesions.Lesion`)."""
+    `ldct_tf.evaluate.study` keeps them) or an object with those attributes
+    (`ldct_tf.ct.lesions.Lesion`)."""
     if hasattr(lesion, "radius_px"):
         row, col, radius, contrast = lesion.row, lesion.col, lesion.radius_px, lesion.contrast_hu
     else:

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf import progress as timing
-from ldct_tf.evaluate import bootstrap, localization, metrics, observers
 from ldct_tf.config import Config
+from ldct_tf.evaluate import bootstrap, localization, metrics, observers
+from ldct_tf.evaluate.claim_metrics import METRICS, statistic
+from ldct_tf.evaluate.sets import Slices, progress
 from ldct_tf.models.preprocessing import normalize_hu
 from ldct_tf.workdir import Workdir
-from ldct_tf.evaluate.sets import Slices, progress
-
 
 MIN_CHO_PAIRS = 8  # fewer matched pairs give no usable CHO (covariance of the channels)
 
@@ -80,15 +80,17 @@ def evaluate_sets(config: Config, workdir: Path, test: Slices, sets: dict
                                                 cfg.resamples, rng),
                 "cho": cho_summary(case.get("cho_auc")),
                 "lroc": _lroc(case.get("lroc_area"), cfg.resamples, rng),
-                "cnn_observer_independent": _auc_of_scores(case.get("cnn_observer_independent"),
-                                                           cfg.resamples, rng),
+                "cnn_observer_independent": _auc_of_scores(
+                    "cnn_observer_independent", case.get("cnn_observer_independent"),
+                    cfg.resamples, rng),
                 "invented_contrast": _invented(case.get("invented_contrast"), cfg.resamples, rng),
                 **fidelity,  # grouped by window: sets.<name>.abdomen.psnr
                 "noise": _noise(images, tissue, cfg.resamples, rng, design.slices),
                 "contrast_recovery": _contrast_recovery(case.get("contrast_recovery"),
                                                         cfg.resamples, rng),
                 "edge": _edge(images, test, present, cfg.resamples, rng, design.present),
-                "classifier_auc": _auc_of_scores(case.get("classifier_auc"), cfg.resamples, rng),
+                "classifier_auc": _auc_of_scores("classifier_auc", case.get("classifier_auc"),
+                                             cfg.resamples, rng),
             }
         results[name], cases[name] = result, case
         progress(f"measured {name}")
@@ -119,9 +121,11 @@ def read_cases(images, test: Slices, present, pairs, readers: dict, cfg, with_fi
         if with_fidelity:
             per = [metrics.fidelity(im, ref) for im, ref in zip(images, test.ndct)]
             cases["fidelity"] = per
-            for key in ("psnr", "ssim"):
-                cases[f"{key}_abdomen"] = {"cases": np.array([p["abdomen"][key] for p in per]),
-                                           "clusters": design.slices}
+            for metric in METRICS:  # the table's fidelity metrics: per slice, in a window
+                window, key = metric.reading[0], metric.reading[-1]
+                if window in metrics.WINDOWS:
+                    cases[metric.name] = {"cases": np.array([p[window][key] for p in per]),
+                                          "clusters": design.slices}
         if present:
             cases["contrast_recovery"] = {"cases": np.array(
                 [[_signed_contrast(images[i], test.lesion[i]),
@@ -178,8 +182,9 @@ def _contrast_recovery(case: dict | None, resamples, rng) -> dict:
     if case is None:
         return {"value": None, "ci95": [None, None]}
     mine, ref = case["cases"][:, 0], case["cases"][:, 1]
-    value = statistic("contrast_recovery", case)
-    low, high = bootstrap.interval(len(mine), lambda i: statistic("contrast_recovery", case, i),
+    value = statistic("contrast_recovery", case["cases"])
+    low, high = bootstrap.interval(len(mine),
+                                   lambda i: statistic("contrast_recovery", case["cases"], i),
                                    resamples, rng, clusters=case["clusters"])
     return {"value": value, "ci95": [low, high],
             "contrast_hu": float(mine.mean()), "ndct_contrast_hu": float(ref.mean())}
@@ -235,9 +240,9 @@ def _twin_measure(metric: str, case: dict | None, resamples, rng) -> dict:
     if case is None:
         return {"value": None, "ci95": [None, None]}
     n = len(case["cases"])
-    low, high = bootstrap.interval(n, lambda i: statistic(metric, case, i), resamples, rng,
-                                   clusters=case["clusters"])
-    return {"value": statistic(metric, case), "ci95": [low, high], "pairs": n}
+    low, high = bootstrap.interval(n, lambda i: statistic(metric, case["cases"], i), resamples,
+                                   rng, clusters=case["clusters"])
+    return {"value": statistic(metric, case["cases"]), "ci95": [low, high], "pairs": n}
 
 
 def _contrast_kept(case: dict | None, test: Slices, pairs, resamples, rng) -> dict:
@@ -278,9 +283,9 @@ def _lroc(case: dict | None, resamples, rng) -> dict | None:
     out = {}
     for metric in ("fraction_localized", "lroc_area"):
         low, high = bootstrap.interval(len(case["cases"]),
-                                       lambda i: statistic(metric, case, i), resamples, rng,
-                                       clusters=case["clusters"])
-        out[metric] = {"value": statistic(metric, case), "ci95": [low, high]}
+                                       lambda i: statistic(metric, case["cases"], i),
+                                       resamples, rng, clusters=case["clusters"])
+        out[metric] = {"value": statistic(metric, case["cases"]), "ci95": [low, high]}
     rating, correct, absent = case["cases"].T
     fpf, tpf = localization.lroc_curve(rating, correct > 0.5, absent)
     out.update(chance_fraction=localization.chance_fraction(LROC_SEARCH, LROC_HIT),
@@ -391,29 +396,10 @@ def _classifier_scores(classifier, images, test: Slices, pairs) -> np.ndarray:
     return scores.reshape(-1, 2)
 
 
-def _auc_of_scores(case: dict | None, resamples, rng) -> dict | None:
+def _auc_of_scores(metric: str, case: dict | None, resamples, rng) -> dict | None:
     if case is None:
         return None
-    low, high = bootstrap.interval(len(case["cases"]), lambda i: statistic("auc", case, i),
+    low, high = bootstrap.interval(len(case["cases"]),
+                                   lambda i: statistic(metric, case["cases"], i),
                                    resamples, rng, clusters=case["clusters"])
-    return {"value": statistic("auc", case), "ci95": [low, high]}
-
-
-def statistic(metric: str, case: dict, idx: np.ndarray | None = None) -> float:
-    idx = np.arange(len(case["cases"])) if idx is None else idx
-    values = case["cases"][idx]
-    if metric in ("psnr_abdomen", "ssim_abdomen"):
-        return float(values.mean())
-    if metric == "contrast_recovery":
-        return float(values[:, 0].sum() / values[:, 1].sum())
-    if metric == "contrast_kept":
-        return float(metrics.twin_contrast_kept(*values.T))
-    if metric == "invented_contrast":
-        return float(metrics.twin_invented_contrast(*values[:, 1:].T))
-    if metric == "fraction_localized":
-        return float(values[:, 1].mean())
-    if metric == "lroc_area":
-        return localization.lroc_area(values[:, 0], values[:, 1] > 0.5, values[:, 2])
-    # an AUC of [present, absent] scores: the CNN observers
-    return metrics.auc(np.concatenate([values[:, 0], values[:, 1]]),
-                       np.concatenate([np.ones(len(values)), np.zeros(len(values))]))
+    return {"value": statistic(metric, case["cases"]), "ci95": [low, high]}

@@ -2,8 +2,8 @@
 figures in ``eval/figures/`` (lesion ROIs, line profiles, edge profiles, difference images, bar
 plots with intervals, noise power spectra, activation-map overlays).
 
-Also the names every reader shares (`ORDER`, `label`, `COMPARISONS`, `jsonable`): the evaluation and the seed
-study import them from here, which needs neither TensorFlow nor matplotlib.
+Set order, labels and cells come from `ldct_tf.evaluate.display`; what each claim metric is and
+where a set's value sits, from `ldct_tf.evaluate.claim_metrics`.
 """
 
 from __future__ import annotations
@@ -17,62 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from ldct_tf.evaluate import metrics
+from ldct_tf.evaluate.claim_metrics import BY_NAME
+from ldct_tf.evaluate.display import fmt, label, ordered, pyplot, save
 from ldct_tf.workdir import FIGURES_DIR, REPORT_FILE, REPORT_HTML_FILE, Workdir
 
 ROI_HALF = 20
-ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_control",
-         "finetune_oracle", "finetune_pairs")
-# The oracle's weight is the true lesion disk, which no deployed denoiser knows: it shows what a
-# perfect map could give, and must never be read as the method.
-LABELS = {"finetune_oracle": "oracle (diagnostic)"}
-# (set a, set b, what a - b shows): the paired comparisons of the evaluation and the seed study.
-COMPARISONS = (
-    ("finetune", "finetune_control",
-     "the attribution claim: what the activation map adds over the same fine-tune (init, data "
-     "order, epochs, learning rate) with uniform weight"),
-    ("finetune", "pretrain",
-     "the whole fine-tune phase (more epochs, lesion-centred patches and the map) against plain "
-     "MSE"),
-    ("finetune_oracle", "finetune_control",
-     "diagnostic: what weighting the true lesion disk adds over uniform weight (an upper bound "
-     "for a map; never the method)"),
-    ("finetune_pairs", "pretrain", "the paper's literal LDCT*A -> NDCT*A form against plain MSE"),
-    ("ndct", "ldct",
-     "the study's own check: full dose against the low-dose input on the same cases; a study "
-     "that cannot tell these apart cannot tell denoisers apart"),
-)
-
-
-def jsonable(value):
-    """``value`` with NumPy scalars made plain and non-finite floats made None (JSON has no NaN):
-    what ``metrics.json`` and the seed study's ``summary.json`` are written from."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def label(name: str) -> str:
-    """How a set is shown in tables, figures and verdicts."""
-    return LABELS.get(name, name)
-
-
-def _fmt(value, digits=2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.{digits}f}"
 
 
 def _ci(entry, digits=2) -> str:
     if not entry or entry.get("value") is None:
         return "-"
     low, high = entry["ci95"]
-    return f"{_fmt(entry['value'], digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+    return f"{fmt(entry['value'], digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
 def _invented_cell(entry) -> str:
@@ -83,22 +39,22 @@ def _invented_cell(entry) -> str:
 def _cho_cell(cho: dict | None, key: str) -> str:
     if not cho:
         return "-"
-    return f"{_fmt(cho.get(key))} [{_fmt(cho[key + '_ci95'][0])}, {_fmt(cho[key + '_ci95'][1])}]"
+    return f"{fmt(cho.get(key))} [{fmt(cho[key + '_ci95'][0])}, {fmt(cho[key + '_ci95'][1])}]"
 
 
-def _lroc_cell(r: dict, key: str) -> str:
-    return _ci((r.get("lroc") or {}).get(key))
+def _metric_cell(r: dict, metric: str) -> str:
+    return _ci(BY_NAME[metric].entry(r))
 
 
 def diagnostic_rows(report: dict) -> list[list[str]]:
     """One row per set: what a reader would see (lesion contrast, detection, localization)."""
     rows = []
-    for name in [n for n in ORDER if n in report["sets"]]:
+    for name in ordered(report["sets"]):
         r = report["sets"][name]
-        rows.append([label(name), _ci(r.get("contrast_kept")), _cho_cell(r.get("cho"), "dprime"),
-                     _cho_cell(r.get("cho"), "auc"), _lroc_cell(r, "lroc_area"),
-                     _lroc_cell(r, "fraction_localized"),
-                     _ci(r.get("cnn_observer_independent")),
+        rows.append([label(name), _metric_cell(r, "contrast_kept"),
+                     _cho_cell(r.get("cho"), "dprime"), _metric_cell(r, "cho_auc"),
+                     _metric_cell(r, "lroc_area"), _metric_cell(r, "fraction_localized"),
+                     _metric_cell(r, "cnn_observer_independent"),
                      _invented_cell(r.get("invented_contrast"))])
     return rows
 
@@ -107,18 +63,18 @@ def table_rows(report: dict) -> list[list[str]]:
     """Fidelity and texture, one row per set; a report written before a column existed shows "-"
     there."""
     rows = []
-    for name in [n for n in ORDER if n in report["sets"]]:
+    for name in ordered(report["sets"]):
         r = report["sets"][name]
         abdomen, full = r.get("abdomen"), r.get("full_range")
         rows.append([
             label(name),
             _ci(abdomen["psnr"]) if abdomen else "ref",
             _ci(abdomen["ssim"], 3) if abdomen else "ref",
-            _fmt(full["psnr"]["value"]) if full else "ref",
-            _fmt(r["noise"]["noise_index_hu"]["value"], 1),
+            fmt(full["psnr"]["value"]) if full else "ref",
+            fmt(r["noise"]["noise_index_hu"]["value"], 1),
             _ci(r["contrast_recovery"]),
-            _fmt(r["edge"].get("ratio_to_ndct")),
-            _fmt(r["edge"].get("step_ratio_to_ndct")),
+            fmt(r["edge"].get("ratio_to_ndct")),
+            fmt(r["edge"].get("step_ratio_to_ndct")),
             _ci(r.get("classifier_auc")),
         ])
     return rows
@@ -133,8 +89,8 @@ HEADER = ["set", "PSNR dB (abdomen)", "SSIM (abdomen)", "PSNR dB (full)", "noise
 
 def _flag_note(report: dict) -> str | None:
     """A line naming the sets whose invented contrast at the sham site leaves the tolerance."""
-    flagged = {n: report["sets"][n]["invented_contrast"] for n in ORDER if n in report["sets"]
-               and (report["sets"][n].get("invented_contrast") or {}).get("outside_tolerance")}
+    flagged = {n: report["sets"][n]["invented_contrast"] for n in ordered(report["sets"])
+               if (report["sets"][n].get("invented_contrast") or {}).get("outside_tolerance")}
     if not flagged:
         return None
     tolerance = next(iter(flagged.values()))["tolerance"]
@@ -174,29 +130,6 @@ def write(report: dict, test, sets: dict, workdir: Path, out: Path) -> dict:
 
 # --- figures ------------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path, dpi: int = 90) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
-
-
-def ordered(sets) -> list[str]:
-    """The names of ``sets`` (a mapping or names) in the report's order (`ORDER`)."""
-    return [n for n in ORDER if n in sets]
-
-
 def _figures(report, test, sets, workdir, figures: Path) -> dict:
     present = [i for i, lab in enumerate(test.label) if lab == 1][:4]
     made = {}
@@ -230,7 +163,7 @@ def _crop(image, row, col):
 
 
 def _lesion_rois(test, sets, present, path):
-    plt = _plt()
+    plt = pyplot()
     names = ordered(sets)
     fig, axes = plt.subplots(len(present), len(names), figsize=(1.9 * len(names),
                                                                 1.9 * len(present)),
@@ -246,11 +179,11 @@ def _lesion_rois(test, sets, present, path):
                 ax.set_title(label(name), fontsize=9)
         axes[row, 0].set_ylabel(f"{test.lesion[i][3]:+.0f} HU", fontsize=8)
     fig.suptitle(f"Lesion ROIs ({2 * ROI_HALF} px), abdomen window [-160, 240] HU", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _profiles(test, sets, present, path):
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.4), squeeze=False)
     for ax, i in zip(axes[0], present):
         row, col, radius, contrast = test.lesion[i]
@@ -265,11 +198,11 @@ def _profiles(test, sets, present, path):
         ax.set_ylabel("HU")
         ax.set_title(f"lesion {contrast:+.0f} HU, radius {radius:.1f} px", fontsize=9)
     axes[0, -1].legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _differences(test, sets, i, path):
-    plt = _plt()
+    plt = pyplot()
     names = [n for n in ordered(sets) if n != "ndct"]
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -283,7 +216,7 @@ def _differences(test, sets, i, path):
 
 
 def _edge_profiles(report, path):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     drawn = False
     for name in ordered(report["sets"]):
@@ -298,25 +231,23 @@ def _edge_profiles(report, path):
     ax.set_ylabel("sign-aligned HU above background")
     ax.set_title("Mean lesion-edge profile", fontsize=10)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
+
+
+_BETTER = {"higher": "higher is better", "lower": "lower is better", "zero": "0 is best"}
 
 
 def _bars(report, path):
-    plt = _plt()
-    panels = [("PSNR dB, abdomen", lambda r: r["abdomen"] and r["abdomen"]["psnr"]),
-              ("SSIM, abdomen", lambda r: r["abdomen"] and r["abdomen"]["ssim"]),
-              ("contrast recovery", lambda r: r["contrast_recovery"]),
-              ("contrast kept (twins)", lambda r: r.get("contrast_kept")),
-              ("CHO AUC", lambda r: r["cho"] and {"value": r["cho"]["auc"],
-                                                  "ci95": r["cho"]["auc_ci95"]}),
-              ("LROC area", lambda r: (r.get("lroc") or {}).get("lroc_area")),
-              ("independent CNN observer AUC", lambda r: r.get("cnn_observer_independent"))]
+    plt = pyplot()
+    panels = [BY_NAME[m] for m in ("psnr_abdomen", "ssim_abdomen", "contrast_recovery",
+                                   "contrast_kept", "cho_auc", "lroc_area",
+                                   "cnn_observer_independent")]
     names = ordered(report["sets"])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4))
-    for ax, (title, pick) in zip(axes, panels):
+    for ax, metric in zip(axes, panels):
         xs, values, errors = [], [], [[], []]
         for k, name in enumerate(names):
-            entry = pick(report["sets"][name])
+            entry = metric.entry(report["sets"][name])
             if not entry or entry.get("value") is None:
                 continue
             low, high = entry["ci95"]
@@ -327,13 +258,13 @@ def _bars(report, path):
                                  0))
         ax.bar(xs, values, yerr=errors, capsize=3, color="tab:blue")
         ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=60, fontsize=7)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(f"{metric.title} ({_BETTER[metric.better]})", fontsize=9)
         if values:
             low = min(v - e for v, e in zip(values, errors[0]))
             high = max(v + e for v, e in zip(values, errors[1]))
             ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
     fig.suptitle("Test split, 95 % bootstrap intervals", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _lroc_curves(report, path):
@@ -343,7 +274,7 @@ def _lroc_curves(report, path):
              if (report["sets"][n].get("lroc") or {}).get("curve")]
     if not drawn:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     for name, lroc in drawn:
         ax.step(lroc["curve"]["fpf"], lroc["curve"]["tpf"], where="post",
@@ -356,7 +287,7 @@ def _lroc_curves(report, path):
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
     ax.set_title("LROC, scanning observer over 4 R (area in brackets)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _nps(test, sets, path):
@@ -369,7 +300,7 @@ def _nps(test, sets, path):
             break
     else:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     spacing = float(np.mean(test.spacing_mm))
     for name in [n for n in ordered(sets) if n != "ndct"]:
@@ -383,7 +314,7 @@ def _nps(test, sets, path):
     ax.set_yscale("log")
     ax.set_title(f"NPS of image - NDCT, {size}x{size} uniform soft-tissue ROIs", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # --- documents ----------------------------------------------------------------------------------

@@ -42,16 +42,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf.evaluate import contrast_detail, localization, metrics
-from ldct_tf import cli, progress as timing, records
+from ldct_tf import cli, records
+from ldct_tf import progress as timing
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
-from ldct_tf.evaluate.report import jsonable
-from ldct_tf.workdir import METRICS_FILE, Workdir
+from ldct_tf.evaluate import contrast_detail, localization, metrics
+from ldct_tf.evaluate.claim_metrics import METRICS, SET
 from ldct_tf.evaluate.claims import claims, headline
-from ldct_tf.evaluate.readings import (INVENTED_TOLERANCE, LROC_HIT, LROC_SEARCH, MIN_CHO_PAIRS,
-                                       evaluate_sets, twin_pairs, twin_signs)
+from ldct_tf.evaluate.display import jsonable
+from ldct_tf.evaluate.readings import (
+    INVENTED_TOLERANCE,
+    LROC_HIT,
+    LROC_SEARCH,
+    MIN_CHO_PAIRS,
+    evaluate_sets,
+    twin_pairs,
+    twin_signs,
+)
 from ldct_tf.evaluate.sets import Slices, load_slices, make_sets, progress
+from ldct_tf.workdir import METRICS_FILE, Workdir
 
 
 def run(config: Config, workdir: Path) -> dict:
@@ -100,7 +109,8 @@ def run(config: Config, workdir: Path) -> dict:
 
 def write_cases(path: Path, test: Slices, cases: dict) -> None:
     """The per-case values behind the twin measures, contrast recovery and abdomen PSNR/SSIM, so
-    a seed study can bootstrap over seeds and cases (`ldct_tf.seed_study`). Keys of the npz:
+    a seed study can bootstrap over seeds and cases (`ldct_tf.evaluate.seed_study`); the columns of
+    each set are those of `claim_metrics.METRICS` (`Metric.stored`). Keys of the npz:
 
     - ``sets``: the set names; ``n_slices``: test slices;
     - ``slice_unit`` [slices], ``pair_unit`` [pairs], ``present_unit`` [present slices]: the
@@ -126,16 +136,15 @@ def write_cases(path: Path, test: Slices, cases: dict) -> None:
                   pair_unit=slice_unit[arrays["pair_index"][:, 0]] if pairs else
                   np.zeros(0, np.int64),
                   present_unit=slice_unit[arrays["present_index"]])
-    for name, case in cases.items():
-        if "contrast_kept" in case:
-            twin = case["contrast_kept"]["cases"]
-            arrays[f"{name}.twin_present_hu"] = twin[:, 0]
-            arrays[f"{name}.twin_absent_hu"] = twin[:, 1]
-        if "contrast_recovery" in case:
-            arrays[f"{name}.lesion_contrast_hu"] = case["contrast_recovery"]["cases"][:, 0]
-        for key in ("psnr_abdomen", "ssim_abdomen"):
-            if key in case:
-                arrays[f"{name}.{key}"] = case[key]["cases"]
+    for name, case in cases.items():  # each claim metric's own columns (`Metric.stored`)
+        for metric in METRICS:
+            rows = case.get(metric.name, {}).get("cases") if metric.stored else None
+            if rows is None:
+                continue
+            rows = rows.reshape(len(rows), -1)
+            for k, column in enumerate(metric.stored):
+                if column.startswith(SET):
+                    arrays[column.format(set=name)] = rows[:, k]
     np.savez_compressed(path, **arrays)
 
 

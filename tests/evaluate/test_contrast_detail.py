@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ldct_tf.config import Config
-from ldct_tf.evaluate import contrast_detail, localization, observers, readings, sets as image_sets
+from ldct_tf.evaluate import contrast_detail, localization, observers, readings
+from ldct_tf.evaluate import sets as image_sets
 
 SPACING = 2.0  # a power of 2: diameter (mm) -> radius (px) -> diameter (mm) is exact
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ldct_tf.evaluate import localization, metrics
 from ldct_tf.ct.lesions import Lesion
+from ldct_tf.evaluate import localization, metrics
 
 SIZE, R = 64, 3.0
 

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from ldct_tf import seed_study
 from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.evaluate import seed_study
+from ldct_tf.evaluate.claim_metrics import CLAIM_METRICS
 
 N_PAIRS = 40
 N_SLICES = 2 * N_PAIRS
@@ -124,7 +125,7 @@ def study(tmp_path_factory):
 def test_per_set_mean_and_sd_over_seeds(study):
     _, values, _, summary = study
     for name in ("pretrain", "finetune", "finetune_control", "finetune_oracle"):
-        for metric in seed_study.SET_METRICS:
+        for metric in CLAIM_METRICS:
             per_seed = [v[name][metric] for v in values]
             got = summary["sets"][name][metric]
             assert got["mean"] == pytest.approx(np.mean(per_seed), rel=1e-9), (name, metric)
@@ -141,7 +142,7 @@ def test_claim_means_and_sds_are_over_per_seed_differences(study):
     assert list(claims) == [("finetune", "finetune_control"), ("finetune", "pretrain"),
                             ("finetune_oracle", "finetune_control")]
     for (a, b), item in claims.items():
-        for metric in seed_study.SET_METRICS:
+        for metric in CLAIM_METRICS:
             diffs = [v[a][metric] - v[b][metric] for v in values]
             got = item["differences"][metric]
             assert got["mean"] == pytest.approx(np.mean(diffs), abs=1e-9), (a, b, metric)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ldct_tf.evaluate import claims, metrics, readings, sets as image_sets, study as evaluate
 from ldct_tf import progress, records
+from ldct_tf.evaluate import claims, metrics, readings
+from ldct_tf.evaluate import sets as image_sets
+from ldct_tf.evaluate import study as evaluate
 from ldct_tf.workdir import Workdir
 
 
@@ -65,9 +67,9 @@ def test_ldct_psnr_equals_an_independent_computation(evaluated):
 
     config, workdir, report = evaluated
     test = image_sets.load_slices(records.pattern(workdir / "records", "test"), config)
-    expected = np.mean([peak_signal_noise_ratio(np.clip(n, -160, 240), np.clip(l, -160, 240),
+    expected = np.mean([peak_signal_noise_ratio(np.clip(n, -160, 240), np.clip(low, -160, 240),
                                                 data_range=400)
-                        for l, n in zip(test.ldct, test.ndct)])
+                        for low, n in zip(test.ldct, test.ndct)])
     assert report["sets"]["ldct"]["abdomen"]["psnr"]["value"] == pytest.approx(expected, abs=1e-6)
     assert report["sets"]["ldct"]["noise"]["ratio_to_ldct"] == pytest.approx(1.0)
 
