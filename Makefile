@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo clean
+.PHONY: install lint test test-fast demo clean
 
 install: $(STAMP)
 
@@ -20,11 +20,15 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 # so two workers on 2 cores take about half the time of one (349 against 659 s).
 PYTEST_WORKERS ?= 2
 
-test: install
+# The linter (pyflakes, pycodestyle errors, 100-character lines, import order: pyproject.toml).
+lint: install
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The suite without the tests marked slow (end-to-end runs); CI runs everything.
-test-fast: install
+test-fast: lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 # The main job on built-in synthetic data: prepare, classifier, Grad-CAM maps, pretrain, finetune,

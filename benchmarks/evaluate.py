@@ -7,7 +7,8 @@ paired_noise_psd`, of val, or of the timed test slices without val; measured bef
 one process per core unless --bm3d-workers. The networks are the run's trained ones in their
 inference form (`sets.trained_networks`). Prints one JSON line.
 
-    python benchmarks/evaluate.py --workdir runs/demo [--config pipelines/configs/demo.toml] [--slices 16]
+    python benchmarks/evaluate.py --workdir runs/demo [--config pipelines/configs/demo.toml]
+        [--slices 16]
     python benchmarks/evaluate.py --workdir W --config W/config.toml --slices 2 --bm3d-workers 1
         # smoke run on a tiny prepared work directory W (BM3D in this process: no worker start-up)
 """
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cli.quiet_startup()
 
-    from ldct_tf.evaluate import baselines, metrics, sets
     from ldct_tf import records
     from ldct_tf.config import load_config
+    from ldct_tf.evaluate import baselines, metrics, sets
 
     config = load_config(args.config)
     workdir = Path(args.workdir)

@@ -23,10 +23,9 @@ import sys
 
 import numpy as np
 
-from ldct_tf.evaluate import bootstrap, metrics, observers
 from ldct_tf import records
-from ldct_tf.evaluate import readings, sets
 from ldct_tf.config import load_config
+from ldct_tf.evaluate import bootstrap, metrics, observers, readings, sets
 
 
 def _old_cho(present, absent, channels, splits, resamples, seed):

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     layers = conv_flops(network, args.size)
     model_flops = sum(f for _, f, _ in layers)
     serve = tf.saved_model.load(args.model).signatures["serving_default"]
-    result = {"size": args.size, "architecture": arch, "gflop_per_slice": round(model_flops / 1e9, 2)}
+    result = {"size": args.size, "architecture": arch,
+              "gflop_per_slice": round(model_flops / 1e9, 2)}
     rng = np.random.default_rng(0)
     for batch in (1, 8):
         x = tf.constant(rng.uniform(-1000, 1000, (batch, args.size, args.size, 1)), tf.float32)

@@ -1,12 +1,14 @@
 """Cost of the custom two-phase train_step: finetune (activation-weighted MSE) through
-`ldct_tf.models.denoiser.Denoiser` against plain ``compile(loss="mse"); fit`` of the same network and batch.
+`ldct_tf.models.denoiser.Denoiser` against plain ``compile(loss="mse"); fit`` of the same network
+and batch.
 
 Medians of interleaved repetitions (plain, custom, plain, custom, ...: this machine's speed drifts
 between repeats). Prints one JSON line with custom_patches_per_s, plain_patches_per_s, overhead
 (plain / custom; goal < 1.10) and patches/s per precision policy (float32, mixed_bfloat16, and
 mixed_float16 when a GPU is visible).
 
-    python benchmarks/train_step.py [--filters 16] [--patch 64] [--batch 16] [--steps 20] [--repeats 5]
+    python benchmarks/train_step.py [--filters 16] [--patch 64] [--batch 16] [--steps 20]
+        [--repeats 5]
     python benchmarks/train_step.py --filters 4 --patch 32 --batch 2 --steps 2 --repeats 1  # smoke
 """
 

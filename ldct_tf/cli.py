@@ -1,5 +1,5 @@
-"""What every step command shares: ``--config``, ``--workdir``, ``--set``, the work directory layout,
-and a quiet start-up.
+"""What every step command shares: ``--config``, ``--workdir``, ``--set``, the work directory
+layout, and a quiet start-up.
 
 Thin entry points (Model Garden style): ``main(argv)`` parses arguments into a `Config` and a work
 directory and calls the step's ``run``; expected bad input raises `LdctError`, which `run_cli`
@@ -15,8 +15,8 @@ import secrets
 from pathlib import Path
 
 from ldct_tf.config import Config, load_config, write_resolved
-from ldct_tf.errors import LdctError
 from ldct_tf.dicom.path_labels import INPUT_LABEL
+from ldct_tf.errors import LdctError
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import CONFIG_FILE, Workdir, default_workdir
 

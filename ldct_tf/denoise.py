@@ -3,10 +3,10 @@
 Reads every CT series under ``--input`` with the same reader and bad-input rules as ``prepare``
 (bad files are skipped and listed in ``<output>/quarantine.json``), runs the exported SavedModel
 (``serving_default``: HU in, HU out; without ``--model`` the ready model shipped in the package,
-`ldct_tf.ready_model`, checked against its checksums) and writes one derived series per input series, mirroring the
-input's relative paths, as `ldct_tf.dicom.writer` derives them (new UIDs, ``DERIVED\\SECONDARY``,
-the source's stored-value type and identifying tags: this output goes back to the same patient's
-record).
+`ldct_tf.ready_model`, checked against its checksums) and writes one derived series per input
+series, mirroring the input's relative paths, as `ldct_tf.dicom.writer` derives them (new UIDs,
+``DERIVED\\SECONDARY``, the source's stored-value type and identifying tags: this output goes back
+to the same patient's record).
 
 Input files are never modified and nothing is written into the input tree (`check_paths` refuses an
 output that is, holds or sits inside the input); an existing output file is replaced only with
@@ -35,10 +35,10 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from ldct_tf import dicom, progress
-from ldct_tf.dicom.writer import derived_dataset
 from ldct_tf.cli import workdir_salt
-from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.dicom.path_labels import PathLabels
+from ldct_tf.dicom.writer import derived_dataset
+from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import QUARANTINE_FILE

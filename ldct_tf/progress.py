@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, TextIO
 
-
 # --- durations in words ---------------------------------------------------------------------------
 
 def duration(seconds: float) -> str:

@@ -11,7 +11,8 @@ import pytest
 
 def water_ellipse(size: int, pixel_spacing_mm: float, hu: float = 40.0,
                   half_axes_mm: tuple[float, float] | None = None) -> np.ndarray:
-    """A uniform soft-tissue ellipse in air (HU), centred; default half axes 40 % / 30 % of the FOV."""
+    """A uniform soft-tissue ellipse in air (HU), centred; default half axes 40 % / 30 % of the
+    FOV."""
     fov = size * pixel_spacing_mm
     ax, ay = half_axes_mm or (0.4 * fov, 0.3 * fov)
     coords = (np.arange(size) - size / 2 + 0.5) * pixel_spacing_mm

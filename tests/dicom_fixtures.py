@@ -17,11 +17,11 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
+    MPEG2MPML,
+    PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
-    MPEG2MPML,
-    PYDICOM_IMPLEMENTATION_UID,
     generate_uid,
 )
 

@@ -10,12 +10,12 @@ import numpy as np
 import pydicom
 import pytest
 import tensorflow as tf
+from cli_fixtures import run_in_process
+from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from cli_fixtures import run_in_process
-from dicom_fixtures import PLANTED_PATIENT_NAME, write_series
 from ldct_tf import denoise, export
 from ldct_tf.dicom import writer
 from ldct_tf.dicom.path_labels import resolve

@@ -7,11 +7,12 @@ low-frequency tissue texture. Sizes are drawn per seed in mm, so the anatomy kee
 scale whatever the pixel spacing; when the field of view is too small for an adult abdomen the body
 is shrunk to fit (tiny test images stay body-like). Edges are anti-aliased by 2x supersampling.
 
-Noise comes later, from `ldct_tf.ct.simulate.scan`: NDCT = scan at full dose, LDCT = scan at the dose
-fraction, with independent seeds.
+Noise comes later, from `ldct_tf.ct.simulate.scan`: NDCT = scan at full dose, LDCT = scan at the
+dose fraction, with independent seeds.
 
-HU values (non-contrast abdomen): air -1000, gas -900, fat -100, renal sinus fat -80, mesentery and
-bowel 35, kidney 30, aorta 42, spleen 45, muscle 50, liver 60, trabecular bone 250, cortical bone 800.
+HU values (non-contrast abdomen): air -1000, gas -900, fat -100, renal sinus fat -80, mesentery
+and bowel 35, kidney 30, aorta 42, spleen 45, muscle 50, liver 60, trabecular bone 250, cortical
+bone 800.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def _soft_tissue(image: np.ndarray) -> np.ndarray:
 
 
 def _texture(rng: np.random.Generator, size: int, pixel_spacing_mm: float) -> np.ndarray:
-    """Gaussian low-pass noise, SD about `_TEXTURE_SD_HU`, correlation length `_TEXTURE_SCALE_MM`."""
+    """Gaussian low-pass noise, SD about `_TEXTURE_SD_HU`, correlation length
+    `_TEXTURE_SCALE_MM`."""
     field = ndimage.gaussian_filter(rng.standard_normal((size, size)),
                                     _TEXTURE_SCALE_MM / pixel_spacing_mm)
     sd = field.std()

@@ -12,15 +12,16 @@ Two functions for two situations:
 
 Geometry: parallel beam, one detector bin per pixel width, views evenly spread over 180 degrees
 (scikit-image's conventions; `ldct_tf.ct.projector` builds the projector pair once per geometry,
-`scans` projects an object once for all its doses). Units: images in HU (float32), pixel spacing in mm, line integrals
-dimensionless, linear attenuation in 1/mm with ``mu = mu_water * (1 + HU / 1000)``.
+`scans` projects an object once for all its doses). Units: images in HU (float32), pixel spacing in
+mm, line integrals dimensionless, linear attenuation in 1/mm with
+``mu = mu_water * (1 + HU / 1000)``.
 
-Defaults (documented, all overridable): ``i0 = 3e5`` photons per detector bin per view,
-electronic noise variance 10 (photon-count units, as TIGRE's ``addCTnoise``), ``n_views =
-ceil(pi/2 * N)`` (angular Nyquist sampling for an N-pixel detector) and the Hann-windowed ramp filter
-(a smooth, soft-tissue-like kernel). With these a 300 x 220 mm water-equivalent abdomen at 1.4 mm
-pixels gets about 10 HU of noise at full dose and 20 HU at 25 % dose, close to the Mayo/TCIA
-normal- and quarter-dose images.
+Defaults (documented, all overridable): ``i0 = 3e5`` photons per detector bin per view, electronic
+noise variance 10 (photon-count units, as TIGRE's ``addCTnoise``), ``n_views = ceil(pi/2 * N)``
+(angular Nyquist sampling for an N-pixel detector) and the Hann-windowed ramp filter (a smooth,
+soft-tissue-like kernel). With these a 300 x 220 mm water-equivalent abdomen at 1.4 mm pixels gets
+about 10 HU of noise at full dose and 20 HU at 25 % dose, close to the Mayo/TCIA normal- and
+quarter-dose images.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def simulate_low_dose(
 
 
 class _Geometry:
-    """Parallel-beam geometry for one image: views, and whether the object fits the inscribed circle.
+    """Parallel-beam geometry for one image: views, and whether the object fits the inscribed
+    circle.
 
     scikit-image's ``circle=True`` assumes zero attenuation outside the inscribed circle; real
     DICOM often has tissue (or the table) in the corners, so it is chosen per image rather than

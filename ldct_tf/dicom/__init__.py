@@ -18,10 +18,17 @@ keeps its salt). Nothing of TensorFlow, records, training or evaluation.
 """
 
 from ldct_tf.dicom.anonymize import DEFAULT_SALT, anonymous_key, dose_hint_from_text
-from ldct_tf.dicom.pairing import (blind_noise_sd_hu, find_dose_pairs, pair_series,
-                                   patient_group_key)
-from ldct_tf.dicom.reader import (HU_RANGE, MAX_SPACING_MM, MIN_SPACING_MM, SeriesFiles,
-                                  SeriesIndex, available_decoders, index_series, read_ct_series)
+from ldct_tf.dicom.pairing import blind_noise_sd_hu, find_dose_pairs, pair_series, patient_group_key
+from ldct_tf.dicom.reader import (
+                                   HU_RANGE,
+                                   MAX_SPACING_MM,
+                                   MIN_SPACING_MM,
+                                   SeriesFiles,
+                                   SeriesIndex,
+                                   available_decoders,
+                                   index_series,
+                                   read_ct_series,
+)
 from ldct_tf.dicom.series import CtSeries, NoUsableSliceError, PairedSeries, ReadResult
 
 __all__ = ["DEFAULT_SALT", "HU_RANGE", "MAX_SPACING_MM", "MIN_SPACING_MM", "CtSeries",

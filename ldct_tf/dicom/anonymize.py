@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-
-
 # Stable but public: anyone can recompute keys made with it. Pass a per-project secret salt for
 # real data so that keys cannot be linked back to UIDs or patient IDs by hashing guesses.
 DEFAULT_SALT = "ldct_tf/dicom/public-default-salt/v1"

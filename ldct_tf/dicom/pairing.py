@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ldct_tf.errors import LdctError
 from ldct_tf.dicom.series import CtSeries, PairedSeries, ReadResult
+from ldct_tf.errors import LdctError
 
 PAIR_SPACING_TOLERANCE_MM = 1e-3
 

@@ -9,8 +9,8 @@ extension is kept)::
     /pacs/SMITH_JOHN_MRN4711/CT_0001/IM_0001.dcm  ->  <input>/9c1e52ab07/4d07f3e2c1/b51a9e0d2f.dcm
 
 Files of one folder share a prefix, so a bad folder still shows as one. Whoever holds the input and
-the salt maps labels back to paths (`resolve`, ``python -m ldct_tf.dicom.quarantine``); ``--keep-paths``
-writes real paths instead, for data that carries no identity in its names.
+the salt maps labels back to paths (`resolve`, ``python -m ldct_tf.dicom.quarantine``);
+``--keep-paths`` writes real paths instead, for data that carries no identity in its names.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""`python -m ldct_tf.dicom.quarantine QUARANTINE.json --input PATH`: the skipped files with real paths.
+"""`python -m ldct_tf.dicom.quarantine QUARANTINE.json --input PATH`: the skipped files with real
+paths.
 
 ``prepare`` and ``denoise`` name input files in ``quarantine.json`` by salted labels
-(`ldct_tf.dicom.path_labels`), so the list can be shared without the folder names that name patients.
-Whoever holds the input and the run's salt (``<workdir>/salt`` for ``prepare``,
+(`ldct_tf.dicom.path_labels`), so the list can be shared without the folder names that name
+patients. Whoever holds the input and the run's salt (``<workdir>/salt`` for ``prepare``,
 ``<output>/salt`` for ``denoise``: found next to the list or one folder up) prints each entry with
 its real path here. Nothing is written.
 """
@@ -14,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from ldct_tf.dicom.path_labels import INPUT_LABEL, resolve
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.workdir import Workdir
-from ldct_tf.dicom.path_labels import INPUT_LABEL, resolve
 
 
 def find_salt(quarantine: Path) -> str:

@@ -42,10 +42,10 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
 
 from ldct_tf.config import SPACING_RANGE_MM
-from ldct_tf.errors import LdctError
-from ldct_tf.dicom.notices import captured_pydicom_notices, log_notices
 from ldct_tf.dicom.anonymize import anonymous_key, checked_salt, dose_hint_from_text
+from ldct_tf.dicom.notices import captured_pydicom_notices, log_notices
 from ldct_tf.dicom.series import Frame, NoUsableSliceError, ReadResult, assemble_series, reason_kind
+from ldct_tf.errors import LdctError
 
 logger = logging.getLogger("ldct_tf.dicom")  # the public name: one logger for the package
 
@@ -69,7 +69,8 @@ _CT_SOP_CLASSES = frozenset(
 
 
 def available_decoders() -> list[str]:
-    """Names of the compressed transfer syntaxes this installation can decode (for `ldct-tf info`)."""
+    """Names of the compressed transfer syntaxes this installation can decode (for
+    `ldct-tf info`)."""
     names = []
     for uid in pydicom.uid.AllTransferSyntaxes:
         uid = pydicom.uid.UID(uid)
@@ -109,8 +110,8 @@ def read_ct_series(
     Logs (logger "ldct_tf.dicom"): one WARNING per file that had pydicom warnings, counting them
     without their text; one DEBUG per skipped file; one INFO summary. Log lines name files and
     folders by `labels` (`ldct_tf.dicom.path_labels.PathLabels`; default: the path as given).
-    Warnings are captured with `warnings.catch_warnings`, which is process-wide: do not read DICOM in other
-    threads meanwhile.
+    Warnings are captured with `warnings.catch_warnings`, which is process-wide: do not read DICOM
+    in other threads meanwhile.
     """
     salt = checked_salt(salt)
     if isinstance(path, (str, os.PathLike)):

@@ -13,9 +13,9 @@ from ldct_tf.tf_import import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from ldct_tf.records import schema as F# noqa: E402
-from ldct_tf.models.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
 from ldct_tf.errors import LdctError  # noqa: E402
+from ldct_tf.models.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
+from ldct_tf.records import schema as F  # noqa: E402
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -33,10 +33,10 @@ import json
 import shutil
 from pathlib import Path
 
-from ldct_tf.train.classifier import train_patch_classifier
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError
 from ldct_tf.tf_import import import_tensorflow
+from ldct_tf.train.classifier import train_patch_classifier
 from ldct_tf.workdir import METRICS_FILE, Workdir
 
 tf = import_tensorflow()

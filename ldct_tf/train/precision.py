@@ -1,8 +1,8 @@
 """Mixed-precision policy for one training run, restored afterwards.
 
-Config values: "float32", "mixed_float16", "mixed_bfloat16", or "auto" (mixed_float16 when a GPU is
-visible, else float32: on CPUs float16 is emulated and slow). The global Keras policy is changed only
-inside `policy_scope`, so no caller finds it changed after a function returns.
+Config values: "float32", "mixed_float16", "mixed_bfloat16", or "auto" (mixed_float16 when a GPU
+is visible, else float32: on CPUs float16 is emulated and slow). The global Keras policy is changed
+only inside `policy_scope`, so no caller finds it changed after a function returns.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Iterator
 
 from ldct_tf.config import POLICIES
 from ldct_tf.tf_import import import_tensorflow
-
 
 
 def resolve_policy(name: str) -> str:

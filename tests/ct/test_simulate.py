@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import centre_roi, water_ellipse
+
 from ldct_tf.ct import simulate
 
 SPACING = 1.4
@@ -70,7 +70,8 @@ def test_simulate_low_dose_total_noise_matches_a_direct_low_dose_scan(phantom):
 
 
 def test_non_square_image_and_tissue_in_corners():
-    hu = np.full((48, 64), 40.0, np.float32)  # tissue everywhere: the object does not fit the circle
+    # tissue everywhere: the object does not fit the circle
+    hu = np.full((48, 64), 40.0, np.float32)
     out = simulate.simulate_low_dose(hu, 0.7, 0.25, 0)
     assert out.shape == hu.shape and np.isfinite(out).all()
     assert abs(out[16:32, 24:40].mean() - 40.0) < 5.0

@@ -3,10 +3,9 @@ from descriptions and folder names."""
 
 from __future__ import annotations
 
-
 import pytest
+from dicom_fixtures import PLANTED_SERIES_UID, read_one_series, write_series
 
-from dicom_fixtures import read_one_series, PLANTED_SERIES_UID, write_series
 from ldct_tf.dicom import DEFAULT_SALT, anonymous_key, dose_hint_from_text, read_ct_series
 
 

@@ -9,8 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
+from dicom_fixtures import PLANTED_PATIENT_ID, read_one_series, write_mayo_tree, write_series
 
-from dicom_fixtures import read_one_series, PLANTED_PATIENT_ID, write_mayo_tree, write_series
 from ldct_tf.dicom import blind_noise_sd_hu, find_dose_pairs, pair_series, read_ct_series
 from ldct_tf.errors import LdctError
 

@@ -4,8 +4,8 @@ import hashlib
 import json
 
 from ldct_tf.dicom import quarantine
-from ldct_tf.errors import EXIT_BAD_INPUT, run_cli
 from ldct_tf.dicom.path_labels import INPUT_LABEL, PathLabels, resolve
+from ldct_tf.errors import EXIT_BAD_INPUT, run_cli
 
 NAME = "SMITH JOHN MRN4711"  # PACS folder names hold spaces
 

@@ -14,18 +14,31 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_fixtures import (
+    PLANTED_PATIENT_ID,
+    PLANTED_SERIES_UID,
+    PLANTED_VALUES,
+    make_ct_dataset,
+    make_enhanced_ct_dataset,
+    make_unsupported_compressed_dataset,
+    plant_nonconformant_values,
+    read_one_series,
+    save,
+    save_truncated,
+    write_series,
+)
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut, get_encoder
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from dicom_fixtures import (read_one_series, PLANTED_PATIENT_ID, PLANTED_SERIES_UID,
-                            PLANTED_VALUES, make_ct_dataset, make_enhanced_ct_dataset,
-                            make_unsupported_compressed_dataset, plant_nonconformant_values, save,
-                            save_truncated, write_series)
-from ldct_tf.dicom import (NoUsableSliceError, anonymous_key, find_dose_pairs, index_series,
-                           read_ct_series)
+from ldct_tf.dicom import (
+    NoUsableSliceError,
+    anonymous_key,
+    find_dose_pairs,
+    index_series,
+    read_ct_series,
+)
 from ldct_tf.errors import LdctError
-
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
 

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-
-from pipelines import local_runner
 from records_fixtures import IN_PROCESS, TINY
+
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
+from pipelines import local_runner
 
 
 def _config(tmp_path, *extra):

@@ -1,9 +1,8 @@
 """`--steps`: the runner runs just the named steps (what the ready model needs), and names a step
 that is not one of the run's."""
 
-from pipelines import local_runner
-
 from ldct_tf.errors import run_cli
+from pipelines import local_runner
 
 
 def test_unknown_step_in_steps_is_one_line_naming_it_and_the_steps(tmp_path, capsys):

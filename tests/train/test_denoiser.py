@@ -12,11 +12,11 @@ import time
 import keras
 import numpy as np
 import pytest
-
 from cli_fixtures import run_in_process
+
+from ldct_tf.errors import LdctError
 from ldct_tf.train.denoiser import run
 from ldct_tf.train.phases import main
-from ldct_tf.errors import LdctError
 
 
 @pytest.fixture(scope="module")

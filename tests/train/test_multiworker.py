@@ -55,8 +55,8 @@ def start_workers(workdir: Path, configs: list[str], scratch: Path, *overrides: 
         env = dict(os.environ, TMPDIR=str(scratch), TF_CPP_MIN_LOG_LEVEL="2",
                    TF_CONFIG=tf_config)
         log = open(scratch / f"worker{index}.log", "a")
-        procs.append(subprocess.Popen(train_command(workdir, *overrides, phase=phase), env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, text=True))
+        procs.append(subprocess.Popen(train_command(workdir, *overrides, phase=phase), env=env,
+                                      stdout=log, stderr=subprocess.STDOUT, text=True))
         log.close()
     return procs
 
@@ -86,7 +86,8 @@ def network_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def logs_of(scratch: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(scratch.glob("*.log")))
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
+                     for p in sorted(scratch.glob("*.log")))
 
 
 def test_two_workers_train_the_weights_of_one_process(records_dir, tmp_path):

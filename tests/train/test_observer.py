@@ -9,8 +9,8 @@ import sys
 import keras
 import pytest
 
-from ldct_tf.train import observer as observer_training
 from ldct_tf.models.classifier import CAM_LAYER
+from ldct_tf.train import observer as observer_training
 from ldct_tf.workdir import Workdir
 
 
