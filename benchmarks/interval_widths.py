@@ -26,6 +26,7 @@ import numpy as np
 from ldct_tf import records
 from ldct_tf.config import load_config
 from ldct_tf.evaluate import bootstrap, metrics, observers, readings, sets
+from ldct_tf.evaluate.claim_metrics import statistic
 
 
 def _old_cho(present, absent, channels, splits, resamples, seed):
@@ -63,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
                                          design.slices)
     out["psnr_ldct"] = _entry(before["value"], before["ci95"], after["ci95"])
 
-    twins = {"cases": np.column_stack([readings._twin_means(test.ldct, test, pairs),
-                                       readings._twin_reference(test, pairs)])}
+    twins = np.column_stack([readings._twin_means(test.ldct, test, pairs),
+                             readings._twin_reference(test, pairs)])
 
     def kept(i):
-        return readings.statistic("contrast_kept", twins, i)
+        return statistic("contrast_kept", twins, i)
 
     out["contrast_kept_ldct"] = _entry(
         kept(None), bootstrap.interval(len(pairs), kept, args.resamples, np.random.default_rng(0)),
