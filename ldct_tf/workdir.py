@@ -9,6 +9,7 @@
       eval/lcd/                               the MITA-LCD phantom study (`evaluate.lcd`)
       pipeline_state.json  manifest.json      the local runner's cache and provenance
       seeds/seed-<k>/                         a seed study's extra seeds (sharing `SHARED`)
+      .lock                                   while a command writes (`ldct_tf.workdir_lock`)
 
 ``Workdir(path)`` is a frozen value; each property is a path, nothing is created by reading one.
 """
@@ -22,6 +23,7 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.toml"  # the resolved config, in the work directory and each step folder
 METRICS_FILE = "metrics.json"
 SALT_FILE = "salt"
+LOCK_FILE = ".lock"  # the one writer's claim on a folder (`ldct_tf.workdir_lock`)
 # in a records folder
 STATS_FILE, SCHEMA_FILE, QUARANTINE_FILE = "stats.json", "schema.json", "quarantine.json"
 # in a step's folder
