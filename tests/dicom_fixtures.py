@@ -9,12 +9,12 @@ pydicom, so they are an independent reference for the reader.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from pydicom import config
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     MPEG2MPML,
@@ -22,6 +22,7 @@ from pydicom.uid import (
     CTImageStorage,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
     generate_uid,
 )
 
@@ -323,6 +324,48 @@ def save_truncated(ds: Dataset, path: str | Path, drop_bytes: int = 100) -> Path
     return path
 
 
+def save_cut_header(ds: Dataset, path: str | Path, keyword: str = "SeriesInstanceUID",
+                    into: int = 3) -> Path:
+    """Write `ds`, then cut the file `into` bytes after the start of element `keyword` (a tag
+    before the pixel data): 3 cuts inside its tag, 12 inside its value (explicit VR, short form)."""
+    path = save(ds, path)
+    data = path.read_bytes()
+    tag = ds[keyword].tag
+    start = data.index(tag.group.to_bytes(2, "little") + tag.element.to_bytes(2, "little"), 132)
+    path.write_bytes(data[: start + into])
+    return path
+
+
+# JPEG 2000 start-of-data marker (ISO/IEC 15444-1 A.4.3): the entropy-coded data follow it.
+J2K_SOD = b"\xff\x93"
+
+
+def compress_j2k(ds: Dataset, damage: Callable[[bytes], bytes] | None = None) -> Dataset:
+    """`ds` (one frame, 32 pixels or more a side) with its pixel data as a JPEG 2000 lossless
+    codestream, encoded by pylibjpeg-openjpeg; the codestream passed through `damage` (bytes ->
+    bytes) when given."""
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    if damage is not None:
+        [codestream] = generate_frames(ds.PixelData, number_of_frames=1)
+        ds.PixelData = encapsulate([damage(codestream)])
+    return ds
+
+
+def cut_codestream(codestream: bytes) -> bytes:
+    """The first half of a codestream: cut inside its entropy-coded data."""
+    return codestream[: len(codestream) // 2]
+
+
+def flip_coded_byte(codestream: bytes, from_end: int = 30, mask: int = 0x01) -> bytes:
+    """`codestream` with one byte of its entropy-coded data (`from_end` bytes before the end,
+    after the SOD marker) XORed with `mask`: no marker changes, only coded bits."""
+    data = bytearray(codestream)
+    at = len(data) - from_end
+    assert at > data.index(J2K_SOD) + 2, "the byte must lie in the entropy-coded data"
+    data[at] ^= mask
+    return bytes(data)
+
+
 def make_phantom_stored(rows: int, cols: int, noise_sd_hu: float, seed: int) -> np.ndarray:
     """int16 stored values (intercept -1024) of a water disc in air plus Gaussian noise in HU."""
     yy, xx = np.mgrid[:rows, :cols]
@@ -376,7 +419,11 @@ def write_mayo_tree(
 
 __all__ = [
     "AXIAL",
+    "J2K_SOD",
     "PLANTED_VALUES",
+    "compress_j2k",
+    "cut_codestream",
+    "flip_coded_byte",
     "make_ct_dataset",
     "make_enhanced_ct_dataset",
     "make_phantom_stored",
@@ -384,6 +431,7 @@ __all__ = [
     "plant_nonconformant_values",
     "random_stored",
     "save",
+    "save_cut_header",
     "save_truncated",
     "true_hu",
     "write_mayo_tree",

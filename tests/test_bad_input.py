@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -23,8 +25,11 @@ import tensorflow as tf
 from dicom_fixtures import (
     PLANTED_PATH_NAME,
     PLANTED_VALUES,
+    compress_j2k,
+    cut_codestream,
     make_ct_dataset,
     save,
+    save_cut_header,
     save_truncated,
     write_series,
 )
@@ -108,6 +113,26 @@ def _truncated(folder: Path) -> Path:
                           folder / "truncated.dcm")
 
 
+def _header_cut(folder: Path) -> Path:
+    return save_cut_header(make_ct_dataset(64, 64, position_z=96.0, series_uid=UID),
+                           folder / "header_cut.dcm")
+
+
+def _spacing_nan(folder: Path) -> Path:
+    ds = make_ct_dataset(64, 64, position_z=97.0, series_uid=UID, pixel_spacing=(math.nan,) * 2)
+    return save(ds, folder / "spacing_nan.dcm", validate=False)
+
+
+def _symlink_loop(folder: Path) -> Path:
+    os.symlink("loop.dcm", folder / "loop.dcm")
+    return folder / "loop.dcm"
+
+
+def _j2k_cut(folder: Path) -> Path:
+    ds = compress_j2k(make_ct_dataset(64, 64, position_z=98.0, series_uid=UID), cut_codestream)
+    return save(ds, folder / "j2k_cut.dcm")
+
+
 def _not_dicom(folder: Path) -> Path:
     path = folder / "notes.txt"
     path.write_text(f"scan notes for {PLANTED_PATH_NAME}\n")
@@ -127,6 +152,10 @@ BAD_FILES = [
     (_truncated, r"truncated|cut|unreadable"),
     (_not_dicom, r"not a DICOM file|unreadable"),
     (_not_ct, r"^modality MR is not CT"),
+    (_header_cut, r"^truncated file: its header ends early"),  # was "missing SeriesInstanceUID"
+    (_spacing_nan, r"^PixelSpacing \(0028,0030\) is nan\\nan, not a finite positive number"),
+    (_symlink_loop, r"^symlink loop"),
+    (_j2k_cut, r"^pixel data could not be decoded \(pylibjpeg: Error decoding the J2K data"),
 ]
 
 
@@ -164,10 +193,10 @@ def test_prepare_keeps_every_good_series_and_lists_every_bad_file(tmp_path, caps
     good, bad = mixed_folder(source, _abdomen)
     before = snapshot(source)
     workdir = tmp_path / "run"
-    # a fixed salt: lesion sites follow the salted series keys, and with some salts a 64-pixel
-    # slice has no room for a lesion and is (rightly) listed too
+    # a fixed salt (hex, as a run writes one): lesion sites follow the salted series keys, and
+    # with some salts a 64-pixel slice has no room for a lesion and is (rightly) listed too
     workdir.mkdir()
-    (workdir / "salt").write_text("test-salt-1")
+    (workdir / "salt").write_text("7e57")
     with caplog.at_level(logging.DEBUG, logger="ldct_tf"):
         status, _, text = call(prepare.main, [
             *SET_TINY, "--workdir", workdir, "--source", "dicom", "--input", source, "--",
@@ -388,3 +417,65 @@ def test_prepare_that_cannot_write_is_one_line_and_leaves_no_beam_temp(tmp_path,
                                           "--direct_running_mode=in_memory"], capsys)
     assert status == EXIT_BAD_INPUT and "could not write" in message and "stats.json" in message
     assert not list((tmp_path / "run" / "records").glob("beam-temp-*"))
+
+
+# --- inputs that are no input: a symlink loop, no DICOM at all, no run -------------------------
+
+def _loop(tmp_path: Path) -> Path:
+    os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+    os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+    return tmp_path / "loop_a"
+
+
+def test_prepare_input_that_is_a_symlink_loop_is_named(tmp_path, capsys):
+    from ldct_tf.prepare import pipeline as prepare
+
+    workdir = tmp_path / "run"
+    status, message, _ = call(prepare.main, ["--workdir", workdir, "--source", "dicom",
+                                             "--input", _loop(tmp_path)], capsys)
+    assert status == EXIT_BAD_INPUT and "is a symlink loop" in message  # was "does not exist"
+    assert not list(workdir.rglob("*.tfrecord*")) and not list(workdir.rglob("stats.json"))
+
+
+def test_denoise_input_that_is_a_symlink_loop_is_named(tmp_path, capsys):
+    from ldct_tf import denoise
+
+    # named before the model is loaded (this one does not exist): was a RuntimeError traceback
+    status, message, _ = call(denoise.main, ["--model", tmp_path / "model", "--input",
+                                          _loop(tmp_path), "--output", tmp_path / "out"], capsys)
+    assert status == EXIT_BAD_INPUT and message.startswith("error: --input ")
+    assert "is a symlink loop" in message and not (tmp_path / "out").exists()
+
+
+def test_prepare_on_a_folder_without_dicom_lists_every_file(tmp_path, capsys):
+    from ldct_tf.prepare import pipeline as prepare
+
+    source = tmp_path / f"in_{PLANTED_PATH_NAME}"
+    source.mkdir()
+    bad = {_not_dicom(source): r"^not a DICOM file", _symlink_loop(source): r"^symlink loop"}
+    before = snapshot(source)
+    workdir = tmp_path / "run"
+    status, message, _ = call(prepare.main, ["--workdir", workdir, "--source", "dicom",
+                                             "--input", source], capsys)
+    assert status == EXIT_BAD_INPUT and "no DICOM series found" in message
+    quarantine = workdir / "records" / "quarantine.json"
+    assert str(quarantine) in message  # was: "2 file(s) skipped" and no quarantine.json
+    listed = resolved_quarantine(quarantine, source)
+    assert set(listed) == {str(p) for p in bad}
+    assert all(re.search(reason, listed[str(p)]) for p, reason in bad.items())
+    assert snapshot(source) == before and not list(workdir.rglob("*.tfrecord*"))
+    assert_no_identity(quarantine.read_bytes())  # the message names the --input as given
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "ready_model build"])
+def test_commands_that_read_a_run_create_no_workdir(tmp_path, capsys, command):
+    from ldct_tf import export, ready_model
+    from ldct_tf.evaluate import study
+
+    main, extra = {"export": (export.main, []), "evaluate": (study.main, []),
+                   "ready_model build": (ready_model.main, ["build"])}[command]
+    missing = tmp_path / "DOES_NOT_EXIST"
+    status, message, _ = call(main, [*extra, "--workdir", missing], capsys)
+    assert status == EXIT_BAD_INPUT and "no trained run" in message
+    assert "pipelines.local_runner" in message  # how to make one
+    assert list(tmp_path.iterdir()) == []  # was: an empty folder made

@@ -13,8 +13,9 @@
 References: DICOM PS3.3 C.7.6.2 (Image Plane), C.11.1 (Modality LUT), C.8.15.3 (Enhanced CT),
 C.7.6.16 (multi-frame functional groups).
 
-May import: pydicom, numpy, `ldct_tf.config`, `ldct_tf.errors`, `ldct_tf.workdir` (where a run
-keeps its salt). Nothing of TensorFlow, records, training or evaluation.
+May import: pydicom, numpy, `ldct_tf.config`, `ldct_tf.errors`, `ldct_tf.atomic` (files written
+whole), `ldct_tf.workdir` (where a run keeps its salt). Nothing of TensorFlow, records, training
+or evaluation.
 """
 
 from ldct_tf.dicom.anonymize import DEFAULT_SALT, anonymous_key, dose_hint_from_text
@@ -27,6 +28,7 @@ from ldct_tf.dicom.reader import (
                                    SeriesIndex,
                                    available_decoders,
                                    index_series,
+                                   is_symlink_loop,
                                    read_ct_series,
 )
 from ldct_tf.dicom.series import CtSeries, NoUsableSliceError, PairedSeries, ReadResult
@@ -34,5 +36,5 @@ from ldct_tf.dicom.series import CtSeries, NoUsableSliceError, PairedSeries, Rea
 __all__ = ["DEFAULT_SALT", "HU_RANGE", "MAX_SPACING_MM", "MIN_SPACING_MM", "CtSeries",
            "NoUsableSliceError", "PairedSeries", "ReadResult", "SeriesFiles", "SeriesIndex",
            "anonymous_key", "available_decoders", "dose_hint_from_text", "blind_noise_sd_hu",
-           "find_dose_pairs", "index_series", "pair_series", "patient_group_key",
-           "read_ct_series"]
+           "find_dose_pairs", "index_series", "is_symlink_loop", "pair_series",
+           "patient_group_key", "read_ct_series"]

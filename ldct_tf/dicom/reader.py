@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import logging
 import math
 import os
@@ -36,14 +37,15 @@ import numpy as np
 import pydicom
 import pydicom.uid
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
+from pydicom.tag import Tag
 
 from ldct_tf.config import SPACING_RANGE_MM
 from ldct_tf.dicom.anonymize import anonymous_key, checked_salt, dose_hint_from_text
-from ldct_tf.dicom.notices import captured_pydicom_notices, log_notices
+from ldct_tf.dicom.notices import captured_pydicom_notices, decoder_message, log_notices
 from ldct_tf.dicom.series import Frame, NoUsableSliceError, ReadResult, assemble_series, reason_kind
 from ldct_tf.errors import LdctError
 
@@ -84,6 +86,9 @@ def available_decoders() -> list[str]:
     return names
 
 
+_PIXEL_DATA = Tag("PixelData")
+
+
 class _Skip(Exception):
     """A file (or frame) is unusable; the message is the one-line reason."""
 
@@ -104,8 +109,8 @@ def read_ct_series(
     Returns a ReadResult with the usable series (sorted by series_key) and the skipped files with
     their reasons. `salt` salts the SHA-256 series and patient keys (see `anonymous_key`); None
     uses DEFAULT_SALT, which is stable but public: pass a per-project secret salt for real data.
-    Raises LdctError when `path` does not exist, NoUsableSliceError (an LdctError) when no usable
-    CT slice is found.
+    Raises LdctError when `path` does not exist or is a symlink loop, NoUsableSliceError (an
+    LdctError) when no usable CT slice is found.
 
     Logs (logger "ldct_tf.dicom"): one WARNING per file that had pydicom warnings, counting them
     without their text; one DEBUG per skipped file; one INFO summary. Log lines name files and
@@ -183,6 +188,8 @@ def index_series(path: str | os.PathLike, *, salt: str | None = None) -> SeriesI
                 ds = _dcmread(file, stop_before_pixels=True, specific_tags=tags)
                 series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
                 patient_id = str(ds.get("PatientID", "") or "").strip()
+                if not series_uid:  # absent, or the header was cut before it
+                    _check_uid_not_cut_off(file)
         except _Skip as skip:
             skipped.append((str(file), str(skip)))
             continue
@@ -206,12 +213,25 @@ def _walk(path: Path) -> tuple[list[Path], Path]:
     if path.is_file():
         return [path], path.parent
     if not path.is_dir():
+        if is_symlink_loop(path):
+            raise LdctError(f"DICOM path {str(path)!r} is a symlink loop (a link that leads back "
+                            "to itself); point it at the real DICOM file or folder")
         raise LdctError(f"DICOM path {str(path)!r} does not exist; pass a DICOM file or a folder")
     files: list[Path] = []
     for folder, dirnames, filenames in os.walk(path):
         dirnames.sort()
         files.extend(Path(folder) / name for name in sorted(filenames))
     return files, path
+
+
+def is_symlink_loop(path: str | os.PathLike) -> bool:
+    """True when `path`, or a link on the way to it, leads back to itself (os.stat fails with
+    ELOOP): `Path.is_file` and `is_dir` then say False, as for a path that does not exist."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _no_slice_message(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> str:
@@ -226,12 +246,18 @@ def _no_slice_message(path: str | os.PathLike, skipped: list[tuple[str, str]]) -
 def _read_file_quietly(path: Path, folders: Sequence[str], salt: str,
                        labels: Callable[[str], str] = str) -> list[Frame]:
     """`_read_file` with pydicom's warnings and log records (they quote values) counted, unshown."""
-    notices: dict[str, list[str]] = {"warnings": [], "logs": []}
+    notices: dict[str, list[str]] = {"warnings": [], "logs": [], "decoder": []}
     try:
         with captured_pydicom_notices(notices):
-            return _read_file_or_skip(path, folders, salt)
+            frames = _read_file_or_skip(path, folders, salt)
     finally:
         log_notices(labels(str(path)), notices)
+    if notices["decoder"]:
+        # e.g. one plugin raised on the codestream and the next one decoded it anyway
+        reports = "; ".join(dict.fromkeys(notices["decoder"]))
+        raise _Skip(f"corrupt compressed pixel data: a decoder reported a problem ({reports}) "
+                    "yet pixels were decoded; they cannot be trusted")
+    return frames
 
 
 def _read_file_or_skip(path: Path, folders: Sequence[str], salt: str) -> list[Frame]:
@@ -255,7 +281,7 @@ def _read_file_or_skip(path: Path, folders: Sequence[str], salt: str) -> list[Fr
 def _read_file(path: Path, folders: Sequence[str], salt: str) -> list[Frame]:
     """Read one file into anonymised frames in HU; raise _Skip with the reason when unusable."""
     ds = _dcmread(path)
-    _check_not_truncated(ds)
+    _check_not_truncated(ds, path)
     # Convert every element now so that pydicom validates (and warns about) all values inside
     # the capture, not later when a caller touches the dataset.
     for _ in ds.iterall():
@@ -291,26 +317,58 @@ def _dcmread(path: Path, **kwargs) -> Dataset:
         raise _Skip("not a DICOM file: a directory") from None
     except PermissionError:
         raise _Skip("unreadable: permission denied; check the file's permissions") from None
+    except (EOFError, struct.error, BytesLengthException):
+        raise _Skip("truncated or corrupt file: the header ends inside an element") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Skip("symlink loop: the link leads back to itself (ELOOP); remove it or point "
+                        "it at the real file") from None
+        if isinstance(exc, FileNotFoundError):
+            raise _Skip("not found: a symlink to a missing file, or a file removed during the "
+                        "run") from None
+        raise
 
 
-def _check_not_truncated(ds: Dataset) -> None:
-    """Raise _Skip when the last element holds fewer bytes than its header declares.
+def _check_not_truncated(ds: Dataset, path: Path) -> None:
+    """Raise _Skip when the file `path`, read into `ds` (full, or to its pixel data), is cut
+    part-way through an element.
 
-    pydicom stops quietly at the end of a cut file and keeps the short value, so the declared
-    length of the raw (not yet converted) last element is the only trace of the cut.
+    pydicom stops quietly at the end of a cut file: it keeps a short last value, and drops a last
+    element of which fewer than 8 header bytes are left. So the traces of a cut are a raw (not
+    yet converted) last element holding fewer bytes than its header declares, or, where the
+    pixel data was not reached, 1 to 7 bytes after the last element; or no element at all. A file
+    that ends exactly after an element, with neither SeriesInstanceUID nor pixel data, was cut
+    at an element boundary or is no image: it is named as such.
     """
     tags = list(ds.keys())
     if not tags:
-        return
+        raise _Skip("truncated file: its header ends early, before the first data element")
     last = ds.get_item(tags[-1])
     declared = getattr(last, "length", None)
     value = getattr(last, "value", None)
     if declared is None or declared == 0xFFFFFFFF or not isinstance(value, bytes):
         return
+    early = "" if tags[-1] == _PIXEL_DATA else "its header ends early: "
     if len(value) < declared:
         raise _Skip(
-            f"truncated file: element {tags[-1]} holds {len(value)} of {declared} bytes"
+            f"truncated file: {early}element {tags[-1]} holds {len(value)} of {declared} bytes"
         )
+    if _PIXEL_DATA in ds:
+        return
+    left = path.stat().st_size - (getattr(last, "value_tell", 0) + declared)
+    if 0 < left < 8:
+        raise _Skip(f"truncated file: its header ends early, {left} byte(s) into the element "
+                    f"after {tags[-1]}")
+    if left == 0 and ds.get("SeriesInstanceUID") is None:
+        # cut at an element boundary, or a header without identity or image: either way broken
+        raise _Skip(f"truncated file or no image: the file ends after element {tags[-1]}, with no "
+                    "SeriesInstanceUID (0020,000E) and no pixel data")
+
+
+def _check_uid_not_cut_off(path: Path) -> None:
+    """For a file whose header has no SeriesInstanceUID: raise _Skip when the header was cut
+    (`_check_not_truncated` on a read up to the pixel data) rather than written without it."""
+    _check_not_truncated(_dcmread(path, stop_before_pixels=True), path)
 
 
 def _check_ct_image(ds: Dataset) -> None:
@@ -372,8 +430,8 @@ def _stored_values(ds: Dataset, n_frames: int) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - decoder errors come in many types
         raise _Skip(
-            f"pixel data could not be decoded ({type(exc).__name__}); the file may be truncated "
-            "or corrupt"
+            f"pixel data could not be decoded ({_decode_failure(exc)}); the file may be "
+            "truncated or corrupt"
         ) from None
     try:
         return np.reshape(arr, (n_frames, int(ds.Rows), int(ds.Columns)))
@@ -384,16 +442,37 @@ def _stored_values(ds: Dataset, n_frames: int) -> np.ndarray:
         ) from None
 
 
+def _decode_failure(exc: Exception) -> str:
+    """What the decoders said: pydicom's "exceptions were raised by all available plugins" lists
+    one ``plugin: message`` per line; any other error by its type only (its message may quote
+    header values)."""
+    lines = str(exc).splitlines()
+    if isinstance(exc, RuntimeError) and len(lines) > 1 and "plugins" in lines[0]:
+        return "; ".join(decoder_message(line) for line in lines[1:] if line.strip())
+    return type(exc).__name__
+
+
+def _pixel_spacing(ds: Dataset, f: int) -> tuple[float, float]:
+    """PixelSpacing of frame `f` in mm (row, column); _Skip naming the value when unusable."""
+    value = _attr(ds, f, "PixelMeasuresSequence", "PixelSpacing")
+    if value is None or value == "":
+        raise _Skip("missing PixelSpacing (0028,0030): the pixel size in mm is required")
+    numbers = _numbers(value)
+    if numbers is None or len(numbers) != 2:
+        raise _Skip(f"invalid PixelSpacing (0028,0030) {_shown(numbers)}: expected two numbers "
+                    "(row and column spacing in mm)")
+    if not all(math.isfinite(v) and v > 0 for v in numbers):
+        raise _Skip(f"PixelSpacing (0028,0030) is {_shown(numbers)}, not a finite positive "
+                    "number of mm per pixel: a header error")
+    if not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in numbers):
+        raise _Skip(f"PixelSpacing {numbers} mm outside {MIN_SPACING_MM}-{MAX_SPACING_MM} mm: "
+                    "not a CT pixel size (a unit or header error)")
+    return numbers[0], numbers[1]
+
+
 def _frame(ds: Dataset, f: int, stored: np.ndarray, common: dict[str, Any]) -> Frame:
     """Geometry and HU of frame `f`; functional groups first, then top-level attributes."""
-    spacing = _floats(_attr(ds, f, "PixelMeasuresSequence", "PixelSpacing"), 2)
-    if spacing is None:
-        raise _Skip("missing PixelSpacing (0028,0030): the pixel size in mm is required")
-    if min(spacing) <= 0:
-        raise _Skip(f"invalid PixelSpacing {spacing} mm; expected two positive values")
-    if not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in spacing):
-        raise _Skip(f"PixelSpacing {spacing} mm outside {MIN_SPACING_MM}-{MAX_SPACING_MM} mm: "
-                    "not a CT pixel size (a unit or header error)")
+    spacing = _pixel_spacing(ds, f)
     # PS3.3 C.7.6.16.2.9: per-frame rescale in Enhanced CT; C.11.1: classic Modality LUT.
     lut_source = _group_item(ds, f, "PixelValueTransformationSequence")
     lut_source = lut_source if lut_source is not None else ds
@@ -461,16 +540,28 @@ def _attr(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:
     """`count` finite floats from a DS value, or None when absent or malformed."""
+    numbers = _numbers(value)
+    if numbers is None or len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+        return None
+    return numbers
+
+
+def _numbers(value: Any) -> tuple[float, ...] | None:
+    """The floats of a (multi-valued) DS value, nan and inf included; None when absent or not
+    numbers."""
     if value is None:
         return None
     items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
     try:
-        numbers = tuple(float(v) for v in items)
+        return tuple(float(v) for v in items)
     except (TypeError, ValueError):
         return None
-    if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
-        return None
-    return numbers
+
+
+def _shown(numbers: tuple[float, ...] | None) -> str:
+    """Numbers as DICOM writes a multi-valued DS (``nan\\nan``); text that is not numbers is not
+    echoed."""
+    return "(not numbers)" if numbers is None else "\\".join(f"{v:g}" for v in numbers)
 
 
 def _positive(value: Any) -> float | None:

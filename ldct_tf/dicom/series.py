@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ldct_tf import atomic
 from ldct_tf.errors import LdctError
 
 # Slices of one series closer than this along the normal are the same slice reconstructed twice.
@@ -131,12 +132,12 @@ class ReadResult:
     root: str
 
     def write_quarantine(self, path: str | os.PathLike) -> Path:
-        """Write the skipped list as JSON `[{"path": ..., "reason": ...}, ...]`; return the path."""
+        """Write the skipped list as JSON `[{"path": ..., "reason": ...}, ...]`, whole or not at
+        all (`ldct_tf.atomic`); return the path."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         records = [{"path": p, "reason": r} for p, r in self.skipped]
-        out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-        return out
+        return atomic.write_text(out, json.dumps(records, indent=2) + "\n")
 
     def reasons_summary(self) -> dict[str, int]:
         """Number of skipped files per kind of reason (the reason up to its first ':' or ';')."""

@@ -31,8 +31,9 @@ def stored_values(hu: np.ndarray, slope: float, intercept: float, bits_stored: i
 
 
 def derived_dataset(source: Path, denoised_frames: dict[int, np.ndarray], series_uid: str,
-                    model_name: str) -> pydicom.Dataset:
-    """The source file re-read in full, with denoised pixels and the derived-series tags."""
+                    model_name: str, instance_uid: str | None = None) -> pydicom.Dataset:
+    """The source file re-read in full, with denoised pixels and the derived-series tags
+    (``instance_uid``: its SOPInstanceUID; default: a new random one)."""
     ds = pydicom.dcmread(source)
     compressed = ds.file_meta.TransferSyntaxUID.is_compressed
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -55,7 +56,7 @@ def derived_dataset(source: Path, denoised_frames: dict[int, np.ndarray], series
     ds.PixelData = pixels.tobytes()
     ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
     ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = instance_uid or generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     source_type = ds.get("ImageType", [])
     # a one-valued ImageType reads as a string: its letters are not values

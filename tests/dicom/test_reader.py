@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
 import shutil
 import warnings
@@ -18,17 +20,21 @@ from dicom_fixtures import (
     PLANTED_PATIENT_ID,
     PLANTED_SERIES_UID,
     PLANTED_VALUES,
+    compress_j2k,
+    cut_codestream,
+    flip_coded_byte,
     make_ct_dataset,
     make_enhanced_ct_dataset,
     make_unsupported_compressed_dataset,
     plant_nonconformant_values,
     read_one_series,
     save,
+    save_cut_header,
     save_truncated,
     write_series,
 )
 from pydicom.data import get_testdata_file
-from pydicom.pixels import apply_modality_lut, get_encoder
+from pydicom.pixels import apply_modality_lut, get_decoder, get_encoder, pixel_array
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from ldct_tf.dicom import (
@@ -241,6 +247,39 @@ def _absurd_spacing(d: Path) -> Path:
                 d / "spacing_700.dcm")
 
 
+def _header_cut_in_a_tag(d: Path) -> Path:
+    # pydicom stops quietly: the file was listed as "missing SeriesInstanceUID"
+    return save_cut_header(make_ct_dataset(position_z=100.0), d / "cut_tag.dcm")
+
+
+def _header_cut_in_a_value(d: Path) -> Path:
+    return save_cut_header(make_ct_dataset(position_z=100.0), d / "cut_value.dcm",
+                           "StudyInstanceUID", into=12)
+
+
+def _spacing_nan(d: Path) -> Path:
+    # was "missing PixelSpacing"
+    return save(make_ct_dataset(pixel_spacing=(math.nan, math.nan), position_z=100.0),
+                d / "spacing_nan.dcm", validate=False)
+
+
+def _spacing_inf(d: Path) -> Path:
+    return save(make_ct_dataset(pixel_spacing=(0.7, math.inf), position_z=100.0),
+                d / "spacing_inf.dcm", validate=False)
+
+
+def _symlink_loop(d: Path) -> Path:
+    os.symlink("loop.dcm", d / "loop.dcm")  # was "unreadable: OSError"
+    return d / "loop.dcm"
+
+
+def _j2k_cut(d: Path) -> Path:
+    # 64 pixels: openjpeg's encoder needs 32 or more a side for its 6 resolution levels; the
+    # file is skipped before its size is compared with the series'
+    return save(compress_j2k(make_ct_dataset(64, 64, position_z=100.0), cut_codestream),
+                d / "j2k_cut.dcm")
+
+
 BAD_FILES = [
     (_slope_zero, r"^RescaleSlope 0\.0 .*finite non-zero"),
     (_no_rescale, r"^missing RescaleSlope/RescaleIntercept"),
@@ -255,6 +294,15 @@ BAD_FILES = [
     (_other_shape, r"^inconsistent rows/columns: 8x8 pixels, the series majority is 16x16 pixels"),
     (_duplicate, r"^duplicate slice position: -17\.500 mm .*InstanceNumber 2, which is kept$"),
     (_no_pixel_spacing, r"^missing PixelSpacing"),
+    (_header_cut_in_a_tag, r"^truncated file: its header ends early, 3 byte\(s\) into the element "
+                           r"after \(0020,000D\)$"),
+    (_header_cut_in_a_value, r"^truncated file: its header ends early: element \(0020,000D\) "
+                             r"holds 4 of \d+ bytes$"),
+    (_spacing_nan, r"^PixelSpacing \(0028,0030\) is nan\\nan, not a finite positive number"),
+    (_spacing_inf, r"^PixelSpacing \(0028,0030\) is 0\.7\\inf, not a finite positive number"),
+    (_symlink_loop, r"^symlink loop: the link leads back to itself"),
+    (_j2k_cut, r"^pixel data could not be decoded \(pylibjpeg: Error decoding the J2K data: "
+               r"failed to decode image; pillow: [^;]+\); the file may be truncated or corrupt$"),
 ]
 
 
@@ -314,6 +362,45 @@ def test_only_bad_files_raise_one_line_ldct_error(tmp_path):
 def test_missing_path_raises_ldct_error(tmp_path):
     with pytest.raises(LdctError, match=r"does not exist"):
         read_ct_series(tmp_path / "nowhere")
+
+
+def test_symlink_loop_path_is_named_not_called_missing(tmp_path):
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    for path in (tmp_path / "a", tmp_path / "a" / "inside"):
+        with pytest.raises(LdctError, match=r"is a symlink loop \(a link that leads back"):
+            read_ct_series(path)
+    with pytest.raises(LdctError, match=r"does not exist"):
+        read_ct_series(tmp_path / "nowhere")
+
+
+def _header_cut_between_elements(d: Path) -> Path:
+    return save_cut_header(make_ct_dataset(position_z=100.0), d / "cut_boundary.dcm", into=0)
+
+
+@pytest.mark.parametrize("make_bad, reason", [
+    (_header_cut_in_a_tag, r"^truncated file: its header ends early, 3 byte\(s\)"),
+    (_header_cut_between_elements, r"^truncated file or no image: the file ends after element "
+                                   r"\(0020,000D\), with no SeriesInstanceUID"),
+    (_symlink_loop, r"^symlink loop"),
+    (_not_dicom, r"^not a DICOM file"),
+], ids=["header-cut", "header-cut-between-elements", "symlink-loop", "not-dicom"])
+def test_index_names_what_happened(tmp_path, make_bad, reason):
+    """The header-only pass of a pipeline's driver gives the same reasons as a full read."""
+    write_series(tmp_path, 2)
+    bad = make_bad(tmp_path)
+    index = index_series(tmp_path)
+    [(path, why)] = index.skipped
+    assert path == str(bad) and re.search(reason, why), why
+    assert [len(g.files) for g in index.groups] == [2]
+
+
+def test_header_without_series_uid_is_still_called_missing(tmp_path):
+    ds = make_ct_dataset()
+    del ds.SeriesInstanceUID
+    save(ds, tmp_path / "no_uid.dcm")
+    [(_, why)] = index_series(tmp_path).skipped
+    assert why.startswith("missing SeriesInstanceUID (0020,000E)")
 
 
 def test_quarantine_json_lists_skipped_files(tmp_path):
@@ -392,3 +479,67 @@ def test_index_then_read_groups_equals_reading_the_tree(tmp_path):
         assert [s.series_key for s in part] == [group.series_key]
         np.testing.assert_array_equal(part[0].hu, whole[group.series_key].hu)
     assert sorted(v.shape for v in volumes.values()) == sorted(s.hu.shape for s in whole.values())
+
+
+# --- compressed pixel data: what the decoders report, and what they cannot -----------------
+
+def _j2k_plugin(monkeypatch, wrap) -> None:
+    """Replace pydicom's pylibjpeg JPEG 2000 plugin (tried first) with ``wrap(original)``."""
+    _require_encoder(JPEG2000Lossless)
+    decoder = get_decoder(JPEG2000Lossless)
+    monkeypatch.setitem(decoder._available, "pylibjpeg", wrap(decoder._available["pylibjpeg"]))
+
+
+def test_a_plugin_that_fails_before_another_decodes_is_a_listed_skip(tmp_path, monkeypatch):
+    def failing(original):  # pylibjpeg sees a cut codestream, Pillow (tried next) the whole one
+        def decode(src, runner):
+            return original(cut_codestream(src), runner)
+        return decode
+
+    _j2k_plugin(monkeypatch, failing)
+    truth = write_series(tmp_path, 2, rows=64, cols=64)
+    save(compress_j2k(make_ct_dataset(64, 64, position_z=100.0)), tmp_path / "j2k.dcm")
+    result = read_ct_series(tmp_path)
+    [(path, why)] = result.skipped
+    assert path == str(tmp_path / "j2k.dcm")
+    # Pillow, tried next, decoded it; the failure of the first decoder still counts
+    assert why == ("corrupt compressed pixel data: a decoder reported a problem (pylibjpeg: Error "
+                   "decoding the J2K data: failed to decode image) yet pixels were decoded; they "
+                   "cannot be trusted")
+    np.testing.assert_array_equal(result.series[0].hu, truth)
+
+
+def test_an_openjpeg_warning_is_a_listed_skip(tmp_path, monkeypatch):
+    # pylibjpeg-openjpeg means to log openjpeg's messages on "openjpeg.decode" (2.6.0 does not
+    # yet: it sets the handlers before it creates the codec); once it does, they are skips
+    def warning(original):
+        def decode(src, runner):
+            logging.getLogger("openjpeg.decode").warning("Stream too short")
+            return original(src, runner)
+        return decode
+
+    _j2k_plugin(monkeypatch, warning)
+    save(compress_j2k(make_ct_dataset(64, 64)), tmp_path / "j2k.dcm")
+    with pytest.raises(NoUsableSliceError) as info:
+        read_ct_series(tmp_path)
+    [(_, why)] = info.value.skipped
+    assert "a decoder reported a problem (openjpeg.decode: Stream too short)" in why
+
+
+def test_corrupt_codestream_the_decoders_accept_is_not_detected(tmp_path, caplog):
+    """The accepted limit (README, Reliability): a JPEG 2000 codestream with changed coded bytes
+    decodes to other pixels without an exception, a warning or a log record, in both installed
+    decoders alike, so reading another decoder would not catch it either."""
+    _require_encoder(JPEG2000Lossless)
+    stored = make_ct_dataset(64, 64, seed=1).pixel_array
+    ds = compress_j2k(make_ct_dataset(64, 64, seed=1), flip_coded_byte)
+    path = save(ds, tmp_path / "flipped.dcm")
+    with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series = read_one_series(path)
+        by_plugin = {name: pixel_array(path, decoding_plugin=name)
+                     for name in ("pylibjpeg", "pillow")}
+    assert not caught and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    np.testing.assert_array_equal(by_plugin["pylibjpeg"], by_plugin["pillow"])
+    error = np.abs(series.hu[0] - (stored.astype(np.float32) - 1024.0))
+    assert 0 < error.max() <= 10  # off by a few stored units, silently
