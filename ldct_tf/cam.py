@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ldct_tf import cli, progress, records
+from ldct_tf import atomic, cli, progress, records
 from ldct_tf.config import CAM_METHODS, SPLITS, CamConfig, Config
 from ldct_tf.ct.lesions import lesion_bins
 from ldct_tf.errors import LdctError, run_cli
@@ -225,6 +224,7 @@ def run(config: Config, workdir: Path) -> dict:
                         f"{', '.join(lyr.name for lyr in model.layers if 'conv' in lyr.name)}")
     visualizer = make_visualizer(model, config.cam.method)
     target.mkdir(parents=True, exist_ok=True)
+    (target / STATS_FILE).unlink(missing_ok=True)  # back, last, once the maps are all written
     records.remove_shards(target)
     cli.save_config(config, workdir, out)
     started, per_split, shown = time.time(), {}, []
@@ -244,8 +244,7 @@ def run(config: Config, workdir: Path) -> dict:
                     raw[None], config.cam.normalize, scale)[0] for raw in maps))
                 quality += _shard_quality(written, maps, shown)
         per_split[split] = _split_quality(quality, *_lesion_ranges(config, split))
-    for name in (STATS_FILE, QUARANTINE_FILE):
-        shutil.copy(source / name, target / name)
+    atomic.copy_file(source / QUARANTINE_FILE, target / QUARANTINE_FILE)
     records.write_schema(target, config.data.compression, with_mask=True)
     summary = {"method": config.cam.method, "layer": layer, "library": "tf-keras-vis",
                "model_modifier": "ReplaceToLinear", "score": "lesion-present output (linear)",
@@ -257,7 +256,7 @@ def run(config: Config, workdir: Path) -> dict:
                "min_classifier_auc": config.cam.min_classifier_auc,
                "stored_as": "uint8 round(255 * A)", "seconds": round(time.time() - started, 1),
                "splits": per_split}
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic.write_json(out / SUMMARY_FILE, summary)
     figure = _figure(shown, Workdir(workdir).cam_figure)
     test = per_split["test"]
     print(f"cam: {config.cam.method} on layer {layer}; test lesion maps: peak within 1.5 R "
@@ -265,6 +264,8 @@ def run(config: Config, workdir: Path) -> dict:
           f"{test['mass_within_1_5R']}, lesion-to-body ratio {test['lesion_to_body_ratio_mean']}; "
           f"records -> {target}; figure -> {figure}")
     _check_maps(per_split, config.cam.min_peak_within, target)
+    # last, once the maps passed: a stats.json says the records are complete (and checks them)
+    atomic.copy_file(source / STATS_FILE, target / STATS_FILE)
     peak = test["peak_within_1_5R"]
     if peak is not None and peak < PEAK_WITHIN_WARN:
         print(f"cam: WARNING: the test maps peak within 1.5 lesion radii on only {peak:.0%} of "
@@ -433,7 +434,8 @@ def _figure(shown: list, path: Path) -> Path | None:
     fig.suptitle("NDCT [-160, 240] HU with activation map A (shown where A >= 0.05); circle: "
                  "lesion (dashed: sham position)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic.replacing(path) as temp:
+        fig.savefig(temp, dpi=80)
     plt.close(fig)
     return path
 
@@ -447,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = [f"cam.method={json.dumps(args.method)}"] if args.method else []
     extra += [f"cam.layer={json.dumps(args.layer)}"] if args.layer else []
     config, workdir = cli.resolve(args, extra)
-    run(config, workdir)
+    with cli.claim(workdir, parser.prog, argv):
+        run(config, workdir)
     return 0
 
 

@@ -10,12 +10,17 @@ to the same patient's record).
 
 Input files are never modified and nothing is written into the input tree (`check_paths` refuses an
 output that is, holds or sits inside the input); an existing output file is replaced only with
-``--force``. Slices larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
+``--force``, except the files this same command wrote into this output before it was stopped
+(`RunUids`: their UIDs are the ones it would write; the run again writes them byte for byte).
+Slices larger than ``--tile`` pixels on a side are denoised in overlapping tiles.
 
-A series that fails part-way (an unexpected header, a full disk) is listed in
-``quarantine.json`` with its files and the reason, and the run goes on; ``quarantine.json`` is
-written however the run ends. It and the log lines name input files by salted labels
-(`ldct_tf.dicom.path_labels`; the salt is ``<output>/salt``), unless ``--keep-paths``.
+Every output file appears whole or not at all (`ldct_tf.atomic`). A series that fails part-way
+(an unexpected header, a vanished input file) is listed in ``quarantine.json`` with its files and
+the reason, its files are removed, and the run goes on; a fault of the output's disk (full, a
+quota, read-only) stops the run with one line, as every later series would meet it too.
+``quarantine.json`` is written however the run ends. It and the log lines name input files by
+salted labels (`ldct_tf.dicom.path_labels`; the salt is ``<output>/salt``), unless
+``--keep-paths``.
 
 Progress goes to stderr as ``denoise: series KEY: 128/300 slices`` (`ldct_tf.progress.Counter`:
 redrawn in place on a terminal, a line every 10 s in a log), ending with each series'
@@ -26,19 +31,22 @@ goes to stdout.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pydicom
 from pydicom.uid import generate_uid
 
-from ldct_tf import dicom, progress
-from ldct_tf.cli import workdir_salt
+from ldct_tf import atomic, dicom, progress
+from ldct_tf.cli import claim, workdir_salt
 from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.dicom.writer import derived_dataset
-from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.errors import LdctError, environment_fault, run_cli
 from ldct_tf.provenance import read_provenance
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.workdir import QUARANTINE_FILE
@@ -48,6 +56,7 @@ tf = import_tensorflow()
 DEFAULT_TILE = 1024
 TILE_OVERLAP = 32  # wider than the networks' receptive field, so tile seams do not show
 MIN_SIDE = 2 * TILE_OVERLAP  # smaller slices are padded to this (a receptive field each way)
+DISK_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # these stop the run
 
 
 def load_export(path: str | Path):
@@ -117,6 +126,10 @@ def check_paths(input_dir: str | Path, output_dir: str | Path) -> None:
     the same folder (``--force`` would replace the originals), a folder inside the input (a later
     run would denoise its own outputs and list its ``quarantine.json`` as a bad input) or one that
     holds the input; and an input or output that is not a folder."""
+    for flag, path in (("--input", input_dir), ("--output", output_dir)):
+        if dicom.is_symlink_loop(path):  # Path.resolve would raise RuntimeError
+            raise LdctError(f"{flag} {path} is a symlink loop (a link that leads back to itself); "
+                            "point it at a real folder")
     source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not source.is_dir():
         raise LdctError(f"--input {input_dir} is not a folder; point it at a folder of CT DICOM "
@@ -148,7 +161,8 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
     labels = PathLabels(index.root, salt, keep_paths)
     targets = {p: t for group in index.groups
                for p, t in _targets(group.files, Path(index.root), output_dir).items()}
-    existing = [t for t in targets.values() if t.exists()]
+    uids = RunUids(salt, model, batch, tile, output_dir)
+    existing = [t for t in targets.values() if t.exists() and not uids.wrote(t)]
     if existing and not force:
         raise LdctError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --force "
                         "to replace them or choose another --output")
@@ -170,9 +184,12 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
                 try:
                     with counter:
                         _write_series(serve, series, targets, model_name, batch, tile,
-                                      train_spacing, counter.add)
+                                      train_spacing, counter.add, uids)
                 except Exception as exc:  # noqa: BLE001 - one series must not stop the others
-                    skipped += _series_failure(series, targets, exc, labels, output_dir)
+                    entries = _series_failure(series, targets, exc, labels, output_dir)
+                    if _disk_fault(exc):  # it stops every series: stop here
+                        raise _labelled(exc, labels, output_dir) from None
+                    skipped += entries
                     continue
                 done += series.n_slices
                 n_series += 1
@@ -194,20 +211,73 @@ def run(model: str | Path, input_dir: str | Path, output_dir: str | Path, batch:
     return summary
 
 
+class RunUids:
+    """The derived UIDs of one output folder, model and setting: new UIDs (never the source's),
+    yet the same on every run (``uid``: a hash of the output's secret salt, the model's files,
+    ``--batch``, ``--tile`` and the file's place in the tree; pydicom `generate_uid` with entropy
+    sources). A run stopped part-way and run again writes the files it wrote before byte for
+    byte, and knows them (`wrote`) from other files in the way (which need ``--force``)."""
+
+    def __init__(self, salt: str, model: str | Path, batch: int, tile: int, output_dir: Path):
+        digest = hashlib.sha256(f"{salt}\x00{batch}\x00{tile}".encode())
+        for file in sorted(p for p in Path(model).rglob("*") if p.is_file()):
+            digest.update(file.relative_to(model).as_posix().encode() + b"\x00")
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        self.run, self.output_dir = digest.hexdigest(), Path(output_dir)
+
+    def uid(self, kind: str, key: str) -> str:
+        return generate_uid(entropy_srcs=[self.run, kind, key])
+
+    def instance(self, target: Path) -> str:
+        return self.uid("instance", target.relative_to(self.output_dir).as_posix())
+
+    def wrote(self, target: Path) -> bool:
+        """Whether ``target`` is this run's own file (a run stopped part-way wrote it)."""
+        try:
+            found = pydicom.dcmread(target, stop_before_pixels=True,
+                                    specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
+        except Exception:  # noqa: BLE001 - not DICOM, unreadable: not ours
+            return False
+        return found == self.instance(target)
+
+
 def _write_series(serve, series: dicom.CtSeries, targets: dict[str, Path], model_name: str,
                   batch: int, tile: int, train_spacing: float | None,
-                  on_slices: Callable[[int], None] | None = None) -> None:
-    """Denoise one series and write it as a derived series (new UIDs) at the files' targets."""
+                  on_slices: Callable[[int], None] | None = None,
+                  uids: RunUids | None = None) -> None:
+    """Denoise one series and write it as a derived series (new UIDs, `RunUids`; random without
+    ``uids``) at the files' targets, each file whole or not at all (`ldct_tf.atomic`)."""
     _warn_spacing(series, train_spacing)
     denoised = denoise_hu(serve, series.hu, batch, tile, on_slices)
-    uid = generate_uid()
+    uid = uids.uid("series", series.series_key) if uids else generate_uid()
     by_file: dict[str, dict[int, np.ndarray]] = {}
     for k, (path, frame) in enumerate(zip(series.source_paths, series.frame_indices)):
         by_file.setdefault(path, {})[frame] = denoised[k]
     for path, frames in by_file.items():
-        ds = derived_dataset(Path(path), frames, uid, model_name)
-        targets[path].parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(targets[path], enforce_file_format=True)
+        target = targets[path]
+        ds = derived_dataset(Path(path), frames, uid, model_name,
+                             uids.instance(target) if uids else None)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing(target) as partial:
+            ds.save_as(partial, enforce_file_format=True)
+
+
+def _disk_fault(exc: Exception) -> bool:
+    """Whether ``exc`` is a fault of the output's disk (full, a quota or size limit, read-only),
+    which every later series would meet too (`environment_fault`); a file or folder in the way,
+    or a permission, concerns one series."""
+    return bool(environment_fault(exc)) and exc.errno in DISK_FAULTS
+
+
+def _labelled(exc: OSError, labels: PathLabels, output_dir: Path) -> OSError:
+    """``exc`` naming its file by labels below the output folder (whose tree mirrors the input's
+    names, which can name the patient) or the input folder; by its path with ``--keep-paths``."""
+    if not isinstance(exc.filename, str):
+        return exc
+    mirror = dataclasses.replace(labels, root=str(output_dir), name=str(output_dir))
+    return OSError(exc.errno, exc.strerror, mirror.scrub(labels.scrub(exc.filename)))
 
 
 def _series_failure(series: dicom.CtSeries, targets: dict[str, Path], exc: Exception,
@@ -271,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         model = ready_model.verify()
         print(f"denoise: no --model given, using the ready model: {ready_model.summary(model)}",
               flush=True)
-    run(model, args.input, args.output, args.batch, args.force, args.tile, args.keep_paths)
+    check_paths(args.input, args.output)  # before the claim makes --output
+    with claim(Path(args.output), parser.prog, argv, "--output"):
+        run(model, args.input, args.output, args.batch, args.force, args.tile, args.keep_paths)
     return 0
 
 

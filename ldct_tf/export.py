@@ -21,12 +21,11 @@ it. ``<out>/models.config`` lists every exported model for ``tensorflow_model_se
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli
+from ldct_tf import atomic, cli
 from ldct_tf.config import Config, load_config
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.models.inference import for_inference
@@ -123,7 +122,7 @@ def write_models_config(out: Path) -> Path:
             entries.append(f'  config {{\n    name: "{model_dir.name}"\n    base_path: '
                            f'"/models/{model_dir.name}"\n    model_platform: "tensorflow"\n  }}')
     path = Path(out) / "models.config"
-    path.write_text("model_config_list {\n" + "\n".join(entries) + "\n}\n")
+    atomic.write_text(path, "model_config_list {\n" + "\n".join(entries) + "\n}\n")
     return path
 
 
@@ -140,25 +139,26 @@ def run(config: Config, workdir: Path) -> dict:
 def export_model(workdir: Path, phase: str = "finetune", name: str = "ldct_denoiser",
                  version: int | None = None, out: str | Path = "saved_models",
                  force: bool = False) -> Path:
-    """Export the phase's best network; return the version directory."""
+    """Export the phase's best network; return the version directory. The version folder
+    appears whole or not at all (`ldct_tf.atomic.replacing_dir`): a killed export leaves no
+    half-written version for TF Serving to load, nor one that takes the next version number."""
     network, folder = float32_network(Path(workdir), phase)
     model_dir = Path(out) / name
     version = version or next_version(model_dir)
     target = model_dir / str(version)
-    if target.exists():
-        if not force:
-            raise LdctError(f"{target} exists; pass --force to replace it or --version N for "
-                            "another version")
-        shutil.rmtree(target)
+    if target.exists() and not force:
+        raise LdctError(f"{target} exists; pass --force to replace it or --version N for "
+                        "another version")
     archive = keras.export.ExportArchive()
     archive.track(network)
     serve, serve_examples = serving_module(network)
     archive.add_endpoint("serving_default", serve)
     archive.add_endpoint("serve_examples", serve_examples)
-    archive.write_out(str(target), verbose=False)
-    (target / "assets").mkdir(exist_ok=True)
-    (target / "assets" / PROVENANCE).write_text(
-        json.dumps(provenance(folder, phase, name, version), indent=2) + "\n")
+    with atomic.replacing_dir(target) as partial:
+        archive.write_out(str(partial), verbose=False)
+        (partial / "assets").mkdir(exist_ok=True)
+        (partial / "assets" / PROVENANCE).write_text(
+            json.dumps(provenance(folder, phase, name, version), indent=2) + "\n")
     config_path = write_models_config(Path(out))
     print(f"export: {phase} -> {target} (signatures serving_default, serve_examples); "
           f"TF Serving config {config_path}")
@@ -177,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="saved_models")
     parser.add_argument("--force", action="store_true", help="replace an existing version")
     args = parser.parse_args(argv)
-    _, workdir = cli.resolve(args)
+    _, workdir = cli.resolve(args, create=False)  # reads a finished run
     if args.version is not None and args.version < 1:
         raise LdctError(f"--version must be a positive integer, got {args.version}")
-    export_model(workdir, args.phase, args.name, args.version, args.out, args.force)
+    with cli.claim(workdir, parser.prog, argv):  # no training may rewrite the model meanwhile
+        export_model(workdir, args.phase, args.name, args.version, args.out, args.force)
     return 0
 
 

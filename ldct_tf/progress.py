@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, TextIO
 
+from ldct_tf import atomic
+
 # --- durations in words ---------------------------------------------------------------------------
 
 def duration(seconds: float) -> str:
@@ -167,9 +169,8 @@ def record_preset_seconds(preset: str, name: str, seconds: float,
             recorded[preset] = {}
         recorded[preset][name] = round(float(seconds), 1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
-        os.replace(partial, path)  # whole or not at all, if two runs write at once
+        # whole or not at all, also when two runs write at once
+        atomic.write_json(path, recorded, shared=True, sort_keys=True)
     except OSError:
         pass
 

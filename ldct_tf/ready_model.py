@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ldct_tf import cli
+from ldct_tf import atomic, cli
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import PROVENANCE, read_provenance
 
@@ -63,8 +63,7 @@ def checksums(folder: Path) -> dict[str, str]:
 
 def write_checksums(folder: Path = READY_MODEL, target: Path = CHECKSUMS) -> Path:
     lines = [f"{digest}  {name}" for name, digest in sorted(checksums(folder).items())]
-    target.write_text("\n".join(lines) + "\n")
-    return target
+    return atomic.write_text(target, "\n".join(lines) + "\n")
 
 
 def read_checksums(path: Path = CHECKSUMS) -> dict[str, str]:
@@ -107,21 +106,32 @@ def summary(folder: Path = READY_MODEL) -> str:
 
 def build(workdir: Path, phase: str = "finetune", command: str | None = None,
           target: Path = READY_MODEL) -> Path:
-    """Export the run's ``phase`` network into the package with its provenance and checksums."""
+    """Export the run's ``phase`` network into the package with its provenance and checksums.
+    The model folder is built beside ``target`` and swapped in whole (`ldct_tf.atomic`), then its
+    checksums are written: a build stopped part-way leaves the old model, or a model whose
+    checksums `verify` refuses, never a half-copied one that passes."""
     from ldct_tf.config import load_config
     from ldct_tf.export import export_model
     from ldct_tf.workdir import CONFIG_FILE, Workdir
 
     workdir = Path(workdir)
-    with tempfile.TemporaryDirectory() as scratch:
-        exported = export_model(workdir, phase, "ldct_denoiser", 1, scratch)
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(exported, target)
     config = load_config(Workdir(workdir).denoiser(phase) / CONFIG_FILE)
     manifest = Workdir(workdir).manifest
     trained_by = json.loads(manifest.read_text()).get("command") if manifest.exists() else None
+    with tempfile.TemporaryDirectory() as scratch, atomic.replacing_dir(target) as building:
+        exported = export_model(workdir, phase, "ldct_denoiser", 1, scratch)
+        shutil.copytree(exported, building)
+        _add_provenance(building, workdir, phase, config, trained_by, command)
+    write_checksums(target, target.parent / CHECKSUMS.name)
+    print(f"ready model: {phase} of {workdir} -> {target} "
+          f"({sum(p.stat().st_size for p in _files(target)) / 1e6:.1f} MB, checksums in "
+          f"{target.parent / CHECKSUMS.name})")
+    return target
+
+
+def _add_provenance(target: Path, workdir: Path, phase: str, config, trained_by: str | None,
+                    command: str | None) -> None:
+    """Extend the export's provenance in ``target`` with the ``ready_model`` block."""
     provenance_path = target / "assets" / PROVENANCE
     provenance = json.loads(provenance_path.read_text())
     provenance.pop("exported_at", None)  # the checksums should not change with the clock
@@ -142,11 +152,6 @@ def build(workdir: Path, phase: str = "finetune", command: str | None = None,
                      "real_ct_25_percent_dose": measure(target)},
     }
     provenance_path.write_text(json.dumps(provenance, indent=2, default=str) + "\n")
-    write_checksums(target, target.parent / CHECKSUMS.name)
-    print(f"ready model: {phase} of {workdir} -> {target} "
-          f"({sum(p.stat().st_size for p in _files(target)) / 1e6:.1f} MB, checksums in "
-          f"{target.parent / CHECKSUMS.name})")
-    return target
 
 
 def _run_figures(workdir: Path, phase: str) -> dict:
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "measure":
         print(json.dumps(measure(verify())))
         return 0
-    _, workdir = cli.resolve(args)
+    _, workdir = cli.resolve(args, create=False)  # reads a trained run
     build(workdir, args.phase)
     return 0
 

@@ -46,18 +46,18 @@ and spread over seeds and the claims with the seed variation in their intervals.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
-from ldct_tf import cli, progress
+from ldct_tf import atomic, cli, progress
 from ldct_tf.config import Config
-from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.errors import LdctError, environment_fault, run_cli
 from ldct_tf.provenance import git_commit, package_versions
 from ldct_tf.steps import STEPS, TRAINING_STEPS, Step, steps_for
 from ldct_tf.workdir import SHARED, Workdir
@@ -137,7 +137,11 @@ def run(config: Config, workdir: Path, start: str | None = None, only: str | Non
             _save(workdir, state, manifest)
             raise LdctError(f"step {step.name} failed: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - name the step, keep the cause for the log
-            _save(workdir, state, manifest)
+            fault = environment_fault(exc)  # a full disk: the step and the file, no traceback
+            with contextlib.suppress(OSError) if fault else contextlib.nullcontext():
+                _save(workdir, state, manifest)  # on that disk too, it may not be written
+            if fault:
+                raise LdctError(f"step {step.name} failed: {fault}") from None
             raise LdctError(f"step {step.name} failed: {type(exc).__name__}: {exc}") from exc
         seconds = round(time.time() - t0, 1)
         phases = {name: round(s, 1) for name, s in progress.phases().items()}
@@ -231,8 +235,10 @@ def _closing(workdir: Path, state: dict) -> None:
 
 
 def _save(workdir: Path, state: dict, manifest: dict) -> None:
-    Workdir(workdir).state.write_text(json.dumps(state, indent=2) + "\n")
-    Workdir(workdir).manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    """Write the cache state and the manifest, each whole or not at all (a killed run leaves
+    the previous state, which marks no step as done that did not finish)."""
+    atomic.write_json(Workdir(workdir).state, state)
+    atomic.write_json(Workdir(workdir).manifest, manifest)
 
 
 def _load(path: Path) -> dict:
@@ -270,11 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not include:
             raise LdctError(f"--steps {args.steps!r}: {', '.join(unknown) or 'no step'} is not a "
                             f"step of this run; steps: {', '.join(names)}")
-    command = shlex.join(["python", "-m", "pipelines.local_runner",
-                          *(sys.argv[1:] if argv is None else argv)])
-    run(config, workdir, args.start, args.only, include=include, preset=preset, command=command)
-    if config.pipeline.seeds > 1 and not args.only and not include:
-        run_seeds(config, workdir, config.pipeline.seeds, preset)
+    # input folders shown as <input>: their names can name the patient
+    command = cli.command_line("python -m pipelines.local_runner",
+                               sys.argv[1:] if argv is None else argv)
+    with cli.claim(workdir, parser.prog, argv):  # the steps' own `run`s do not claim
+        run(config, workdir, args.start, args.only, include=include, preset=preset,
+            command=command)
+        if config.pipeline.seeds > 1 and not args.only and not include:
+            run_seeds(config, workdir, config.pipeline.seeds, preset)
     return 0
 
 

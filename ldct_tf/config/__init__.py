@@ -7,7 +7,8 @@ error type and the bounds. `loading` reads a config (defaults, then a TOML file,
 section.key=value``) and writes the resolved one next to the run (`write_resolved`), so every
 work directory says how it was made. This package re-exports them all.
 
-May import: `ldct_tf.errors` only: every other module reads its settings from here.
+May import: `ldct_tf.errors` and `ldct_tf.atomic` only: every other module reads its settings
+from here.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ldct_tf import atomic
 from ldct_tf.config.checks import ConfigError, fail
 
 if TYPE_CHECKING:
@@ -72,11 +73,10 @@ def from_dict(raw: dict[str, Any]) -> Config:
 
 
 def write_resolved(config: Config, path: str | Path) -> Path:
-    """Write the resolved config as TOML (readable back by `load_config`)."""
+    """Write the resolved config as TOML (readable back by `load_config`), whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_toml(config))
-    return path
+    return atomic.write_text(path, to_toml(config))
 
 
 def to_toml(config: Config) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ldct_tf import atomic
+
 ORDER = ("ldct", "ndct", "gaussian", "bm3d", "pretrain", "finetune", "finetune_control",
          "finetune_oracle", "finetune_pairs")
 REFERENCE_SETS = ("ldct", "ndct", "gaussian", "bm3d")  # not trained: the same for every seed
@@ -61,10 +63,11 @@ def pyplot():
 
 
 def save(fig, path: Path, dpi: int = 90) -> Path:
-    """Write ``fig`` as a PNG at ``path`` and close it."""
+    """Write ``fig`` as a PNG at ``path`` (whole or not at all) and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with atomic.replacing(path) as temp:
+        fig.savefig(temp, dpi=dpi)
     plt.close(fig)
     return path

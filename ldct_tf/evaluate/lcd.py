@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -55,13 +54,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli
+from ldct_tf import atomic, cli
 from ldct_tf.config import Config
 from ldct_tf.ct import lcd_phantom
 from ldct_tf.ct.simulate import default_n_views
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate import bootstrap, observers
-from ldct_tf.evaluate.display import jsonable, label, ordered, pyplot
+from ldct_tf.evaluate.display import jsonable, label, ordered, pyplot, save
 from ldct_tf.evaluate.sets import denoise, trained_networks
 from ldct_tf.workdir import Workdir
 
@@ -229,8 +228,8 @@ def run(config: Config, workdir: Path, doses=DEFAULT_DOSES,
     out = Workdir(workdir).lcd
     out.mkdir(parents=True, exist_ok=True)
     cli.save_config(config, workdir, out)
-    (out / JSON_FILE).write_text(json.dumps(jsonable(report), indent=2) + "\n")
-    (out / MARKDOWN_FILE).write_text(markdown(report))
+    atomic.write_json(out / JSON_FILE, jsonable(report))
+    atomic.write_text(out / MARKDOWN_FILE, markdown(report))
     write_auc_figure(report, out / FIGURE_FILE)
     write_image_figure(examples, study.inserts, study.spacing_mm, out / IMAGES_FILE)
     print(f"lcd: {out / MARKDOWN_FILE} (and {JSON_FILE}, {FIGURE_FILE}, {IMAGES_FILE})")
@@ -405,10 +404,7 @@ def write_auc_figure(report: dict, path: Path) -> Path:
         ax.set_xlabel("insert")
     axes[0][0].set_ylabel("LG-CHO AUC (95 % interval)")
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def write_image_figure(examples: dict, inserts, spacing: float, path: Path) -> Path:
@@ -435,10 +431,7 @@ def write_image_figure(examples: dict, inserts, spacing: float, path: Path) -> P
             ax.set_title(f"{label(name)}, {dose}", fontsize=8)
             ax.axis("off")
     fig.suptitle(f"window [{DISPLAY_WINDOW_HU[0]:g}, {DISPLAY_WINDOW_HU[1]:g}] HU", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -462,10 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _check_run(args.dose, args.realizations, args.size)  # before resolve creates the workdir
     config, workdir = cli.resolve(args)
-    run(config, workdir, tuple(args.dose), args.realizations, args.seed, args.size)
+    with cli.claim(workdir, parser.prog, argv):
+        run(config, workdir, tuple(args.dose), args.realizations, args.seed, args.size)
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldct_tf import atomic
 from ldct_tf.evaluate import metrics
 from ldct_tf.evaluate.claim_metrics import BY_NAME
 from ldct_tf.evaluate.display import fmt, label, ordered, pyplot, save
@@ -123,8 +124,8 @@ def write(report: dict, test, sets: dict, workdir: Path, out: Path) -> dict:
     figures.mkdir(parents=True)
     made = _figures(report, test, sets, workdir, figures)
     markdown = _markdown(report, made)
-    (out / REPORT_FILE).write_text(markdown)
-    (out / REPORT_HTML_FILE).write_text(_html(report, made, out))
+    atomic.write_text(out / REPORT_FILE, markdown)
+    atomic.write_text(out / REPORT_HTML_FILE, _html(report, made, out))
     return {"markdown": out / REPORT_FILE, "html": out / REPORT_HTML_FILE, FIGURES_DIR: made}
 
 
@@ -144,7 +145,7 @@ def _figures(report, test, sets, workdir, figures: Path) -> dict:
     made["nps"] = _nps(test, sets, figures / "nps.png")
     cam_figure = Workdir(workdir).cam_figure
     if cam_figure.exists():
-        shutil.copy(cam_figure, figures / "activation_maps.png")
+        atomic.copy_file(cam_figure, figures / "activation_maps.png")
         made["activation_maps"] = figures / "activation_maps.png"
     return {k: v for k, v in made.items() if v is not None}
 
@@ -210,7 +211,8 @@ def _differences(test, sets, i, path):
         ax.set_title(f"{label(name)} - NDCT", fontsize=9)
         ax.axis("off")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="HU")
-    fig.savefig(path, dpi=80)
+    with atomic.replacing(path) as temp:  # not `save`: its tight layout would move the colorbar
+        fig.savefig(temp, dpi=80)
     plt.close(fig)
     return path
 

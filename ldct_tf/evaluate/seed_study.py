@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldct_tf import atomic, cli
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.evaluate import bootstrap
 from ldct_tf.evaluate.claim_metrics import BY_NAME, CLAIM_METRICS, COMPARISONS, statistic, verdict
@@ -237,8 +238,8 @@ def aggregate(workdirs: list[Path], out: Path, resamples: int = 1000, seed: int 
     (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
     figure = tradeoff_figure([s.report for s in seeds], out / FIGURES_DIR / "tradeoff.png")
     summary["figures"] = {"tradeoff": str(figure.relative_to(out))}
-    (out / SUMMARY_FILE).write_text(json.dumps(jsonable(summary), indent=2) + "\n")
-    (out / SUMMARY_MD_FILE).write_text(markdown(summary))
+    atomic.write_text(out / SUMMARY_MD_FILE, markdown(summary))
+    atomic.write_json(out / SUMMARY_FILE, jsonable(summary))  # last: the study is complete
     return summary
 
 
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.workdirs[0]) / "seed_study"
-    summary = aggregate([Path(w) for w in args.workdirs], out, args.resamples, args.seed)
+    with cli.claim(out, parser.prog, argv, "--out"):
+        summary = aggregate([Path(w) for w in args.workdirs], out, args.resamples, args.seed)
     for item in summary["claims"]:
         print(f"{item['name']}: " + "; ".join(f"{m.replace('_', ' ')} {d['verdict']}"
                                                for m, d in item["differences"].items()))

@@ -35,14 +35,13 @@ intervals, the paired claims), "contrast_detail" and "report" (metrics, cases, r
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, records
+from ldct_tf import atomic, cli, records
 from ldct_tf import progress as timing
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError, run_cli
@@ -97,11 +96,13 @@ def run(config: Config, workdir: Path) -> dict:
         "seconds": round(time.time() - started, 1)}
     with timing.phase("report"):
         out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).write_text(json.dumps(jsonable(report), indent=2) + "\n")
+        (out / METRICS_FILE).unlink(missing_ok=True)  # back, last, once the rest is written
         write_cases(Workdir(workdir).cases, test, cases)
         from ldct_tf.evaluate import report as report_writer
 
         paths = report_writer.write(report, test, sets, workdir, out)
+        # last: metrics.json says the evaluation is complete (the runner, the seed study)
+        atomic.write_json(out / METRICS_FILE, jsonable(report))
     print(f"evaluate: report {paths['markdown']} (and {paths['html'].name}); metrics "
           f"{out / 'metrics.json'}")
     return report
@@ -145,7 +146,8 @@ def write_cases(path: Path, test: Slices, cases: dict) -> None:
             for k, column in enumerate(metric.stored):
                 if column.startswith(SET):
                     arrays[column.format(set=name)] = rows[:, k]
-    np.savez_compressed(path, **arrays)
+    with atomic.replacing(path) as temp:
+        np.savez_compressed(temp, **arrays)
 
 
 # --- per-set measurements ----------------------------------------------------------------------
@@ -219,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.base_parser("python -m ldct_tf.evaluate",
                              "Measure noise removal and small-feature preservation on test.")
     args = parser.parse_args(argv)
-    config, workdir = cli.resolve(args)
+    config, workdir = cli.resolve(args, create=False)  # reads a trained run
     from ldct_tf.evaluate.report import summary_table
 
-    print(summary_table(run(config, workdir)))
+    with cli.claim(workdir, parser.prog, argv):
+        metrics = run(config, workdir)
+    print(summary_table(metrics))
     return 0
 
 

@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from ldct_tf import records
+from ldct_tf import atomic, records
 from ldct_tf.config import SPLITS, Config
 from ldct_tf.dicom.path_labels import PathLabels
 from ldct_tf.errors import LdctError
@@ -35,7 +35,7 @@ from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.prepare.plan import Unit, expected_examples, stable_int
 from ldct_tf.records import schema as F
 from ldct_tf.records import stats as record_stats
-from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE
+from ldct_tf.workdir import QUARANTINE_FILE
 
 _PROGRESS_EVERY_S = 10.0
 
@@ -97,7 +97,7 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
              | "StatsBySplit" >> beam.Map(lambda item: (item[0], item[2]))
              | "CombineStats" >> beam.CombinePerKey(StatsFn())
              | "AllStats" >> _ToList("Stats")
-             | "WriteStats" >> beam.Map(write_stats, str(Path(out) / STATS_FILE)))
+             | "WriteStats" >> beam.Map(write_stats, str(Path(out) / INTERIM_STATS)))
     quarantine = ((made
                    | "Skipped" >> beam.Filter(lambda item: item[0] == SKIPPED)
                    | "SkippedEntry" >> beam.Map(lambda item: item[1]),
@@ -110,6 +110,9 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
 
 
 SKIPPED = "skipped"
+# The pipeline's statistics: `prepare` adds the shard counts and publishes them as stats.json,
+# which says the records are complete, once every shard is in place (`records.write_shard_counts`).
+INTERIM_STATS = ".beam.stats.json"
 
 
 class _ToList(beam.PTransform):
@@ -227,5 +230,10 @@ def write_quarantine(skipped: list, path: str) -> None:
 
 
 def _write_json(value, path: str) -> None:
-    with FileSystems.create(path) as f:
+    """Whole or not at all, on any Beam file system: a hidden temporary file, then a rename (the
+    names of `ldct_tf.atomic`)."""
+    folder, name = FileSystems.split(path)
+    temp = FileSystems.join(folder, f"{atomic.PARTIAL_PREFIX}{name}")
+    with FileSystems.create(temp) as f:
         f.write((json.dumps(value, indent=2) + "\n").encode())
+    FileSystems.rename([temp], [path])  # local: os.rename, which replaces

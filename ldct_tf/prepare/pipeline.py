@@ -12,7 +12,9 @@ pipeline (`ldct_tf.prepare.beam`) writes into ``<workdir>/records/``:
 Input files are named in these artifacts and in log lines by `ldct_tf.dicom.path_labels` labels
 (``<input>/<hashed components>``), never by their paths, unless ``--keep-paths``
 (``data.keep_paths``); ``python -m ldct_tf.dicom.quarantine`` maps the labels back for whoever holds
-the input. A failed run leaves no Beam temporary folder behind.
+the input. A failed run leaves no Beam temporary folder behind; ``stats.json`` is removed first
+and written last, so the records of a run killed part-way are never taken for complete (the next
+run writes them again).
 
 The default runner is Beam's DirectRunner in multi-process mode with one worker per CPU core. Any
 Beam runner and its options can be passed after ``--``, e.g.
@@ -21,6 +23,7 @@ Beam runner and its options can be passed after ``--``, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -32,7 +35,7 @@ from pathlib import Path
 from ldct_tf import cli, dicom, progress, records
 from ldct_tf.config import SOURCES, Config
 from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.errors import LdctError, run_cli
+from ldct_tf.errors import ENVIRONMENT_FAULTS, LdctError, run_cli
 from ldct_tf.prepare import plan as U
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
 
@@ -48,11 +51,12 @@ def plan_units(config: Config, salt: str) -> tuple[list[U.Unit], list[tuple[str,
         raise LdctError(f"source {data.source} needs a DICOM folder: pass --input PATH "
                         "(or set data.input)")
     index = dicom.index_series(data.input, salt=salt)
-    if not index.groups:
-        raise LdctError(f"no DICOM series found under {data.input!r} ({len(index.skipped)} "
-                        "file(s) skipped); point --input at a folder of CT DICOM files")
     labels = PathLabels(index.root, salt, config.data.keep_paths)
     skipped = [(labels(path), reason) for path, reason in index.skipped]
+    if not index.groups:
+        raise dicom.NoUsableSliceError(
+            f"no DICOM series found under {data.input!r}: {len(skipped)} file(s) skipped; point "
+            "--input at a folder of CT DICOM files", skipped)
     return U.dicom_units(index, data.source, data.seed, data.split_fractions), skipped
 
 
@@ -62,7 +66,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     beam_args = list(config.pipeline.beam_args if beam_args is None else beam_args)
     import apache_beam as beam
 
-    from ldct_tf.prepare.beam import build_pipeline
+    from ldct_tf.prepare.beam import INTERIM_STATS, build_pipeline, write_quarantine
 
     workdir = Path(workdir)
     out = Workdir(workdir).records
@@ -70,7 +74,20 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     salt = cli.workdir_salt(workdir)
     cli.save_config(config, workdir, out)
     with progress.phase("plan"):
-        units, index_skipped = plan_units(config, salt)
+        try:
+            units, index_skipped = plan_units(config, salt)
+        except dicom.NoUsableSliceError as exc:  # no series: still list every skipped file
+            write_quarantine(exc.skipped, str(out / QUARANTINE_FILE))
+            raise LdctError(f"{exc} (each skipped file and its reason: "
+                            f"{out / QUARANTINE_FILE})") from None
+    # stats.json says the records are complete: gone while they change, back once they are whole
+    try:
+        (out / STATS_FILE).unlink(missing_ok=True)
+    except OSError as exc:  # a folder in the way, no permission
+        raise LdctError(f"prepare could not write into {out} ({exc.strerror}: {exc.filename}); "
+                        "fix permissions or remove what is in the way, then re-run") from None
+    remove_beam_temp(out)  # what a killed run left
+    (out / INTERIM_STATS).unlink(missing_ok=True)
     records.remove_shards(out)
     log.info("prepare: %d series -> %s; about %d examples (each test slice as %d lesion "
              "present/absent twin pair(s))", len(units), U.describe(units),
@@ -80,7 +97,8 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     started = time.time()
     pipeline = None
     try:
-        with progress.phase("beam"), _pipeline(beam, beam_args) as pipeline:
+        with progress.phase("beam"), _quiet_environment_faults(), \
+                _pipeline(beam, beam_args) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
     except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
         first = (str(exc).splitlines() or [""])[0]
@@ -92,10 +110,37 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
         remove_beam_temp(out)
         close_dask_client(pipeline)
     records.write_schema(out, config.data.compression)
-    records.write_shard_counts(out)
+    records.write_shard_counts(out, json.loads((out / INTERIM_STATS).read_text()))
+    (out / INTERIM_STATS).unlink()
     stats = json.loads((out / STATS_FILE).read_text())
     _report(stats, out, time.time() - started)
     return stats
+
+
+# Where Beam logs a worker's failure, with its traceback, before the pipeline raises it: the
+# DoFn runner (in this process) and the relay of the workers' logs (other processes).
+_BEAM_FAILURE_LOGGERS = ("apache_beam.runners.common",
+                         "apache_beam.runners.portability.local_job_service")
+_ENVIRONMENT_ERRNO = re.compile(r"\[Errno (%s)\]" % "|".join(map(str, ENVIRONMENT_FAULTS)))
+
+
+class _DropEnvironmentFault(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _ENVIRONMENT_ERRNO.search(record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_environment_faults():
+    """While the pipeline runs, Beam's own log of a full disk (or a quota, a size limit, a
+    read-only folder) is dropped: `run` says it once, in one line. Other failures keep theirs."""
+    drop = _DropEnvironmentFault()
+    for name in _BEAM_FAILURE_LOGGERS:
+        logging.getLogger(name).addFilter(drop)
+    try:
+        yield
+    finally:
+        for name in _BEAM_FAILURE_LOGGERS:
+            logging.getLogger(name).removeFilter(drop)
 
 
 def _pipeline(beam, beam_args: list[str]):
@@ -162,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     extra += [f"data.input={json.dumps(args.input)}"] if args.input else []
     extra += ["data.keep_paths=true"] if args.keep_paths else []
     config, workdir = cli.resolve(args, extra)
-    run(config, workdir, beam_args or None)
+    with cli.claim(workdir, parser.prog, argv):
+        run(config, workdir, beam_args or None)
     return 0
 
 

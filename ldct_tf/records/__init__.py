@@ -8,7 +8,7 @@ drawn in TensorFlow ops (`lesions`) and the oracle map (`oracle`).
 
 May import: TensorFlow, numpy, `ldct_tf.models.preprocessing` (the one HU normalisation),
 `ldct_tf.evaluate.metrics` (the noise index in the stats) and the shared modules (`config`,
-`errors`, `workdir`, `tf_import`, `cli`). Nothing of preparation, training or serving."""
+`errors`, `atomic`, `workdir`, `tf_import`, `cli`). Nothing of preparation, training or serving."""
 
 from ldct_tf.records.files import (
                                    check_files,

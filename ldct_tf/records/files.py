@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ldct_tf import atomic
 from ldct_tf.config import SPLITS
 from ldct_tf.errors import LdctError
 from ldct_tf.records import schema as F
@@ -35,7 +36,7 @@ def write_schema(records_dir: str | Path, compression: str, with_mask: bool = Fa
     """``schema.json``: every key's dtype and shape rule, the compression and the file naming."""
     schema = {"features": F.schema(with_mask), "compression": compression,
               "files": {s: f"{s}-SSSSS-of-NNNNN{suffix(compression)}" for s in SPLITS}}
-    (Path(records_dir) / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n")
+    atomic.write_json(Path(records_dir) / SCHEMA_FILE, schema)
 
 
 def compression_of(path: str | Path) -> str:
@@ -44,10 +45,13 @@ def compression_of(path: str | Path) -> str:
 
 
 def remove_shards(records_dir: str | Path) -> None:
-    """Delete the shards of every split: an earlier run's extra shards must not mix in."""
+    """Delete the shards of every split (an earlier run's extra shards must not mix in) and the
+    temporary files a killed writer left (`ldct_tf.atomic`)."""
     for split in SPLITS:
         for old in shards(records_dir, split):
             old.unlink()
+    for left in Path(records_dir).glob(f"{atomic.PARTIAL_PREFIX}*"):
+        atomic.remove(left)
 
 
 def split_sizes(records_dir: str | Path, verify: bool = True) -> dict[str, int]:
@@ -116,15 +120,17 @@ def check_files(files: Sequence[str]) -> None:
         verify_shards(folder, {n: c for n, c in written.items() if n.split("-", 1)[0] in splits})
 
 
-def write_shard_counts(records_dir: str | Path) -> dict[str, int]:
+def write_shard_counts(records_dir: str | Path, stats: dict | None = None) -> dict[str, int]:
     """Count every shard once, just written, into ``stats.json`` (``"shards"``: name -> records):
     readers check them (`verify_shards`), so a shard cut at a record boundary, emptied or lost is
-    an error, not slices silently missing."""
+    an error, not slices silently missing. ``stats``: the statistics to write them into (default:
+    the folder's ``stats.json``). Written whole or not at all: a ``stats.json`` says the records
+    are complete, so it is the last file a writer of records makes."""
     path = Path(records_dir) / STATS_FILE
-    stats = json.loads(path.read_text())
+    stats = dict(json.loads(path.read_text()) if stats is None else stats)
     stats["shards"] = {f.name: count_records(f) for split in SPLITS
                        for f in shards(records_dir, split)}
-    path.write_text(json.dumps(stats, indent=2) + "\n")
+    atomic.write_json(path, stats)
     return stats["shards"]
 
 

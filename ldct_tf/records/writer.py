@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
+from ldct_tf import atomic
 from ldct_tf.records import schema as F
 from ldct_tf.records.files import compression_of
 from ldct_tf.tf_import import import_tensorflow
@@ -28,8 +27,9 @@ def write_with_masks(source: str | Path, target: str | Path,
     the activation map of its slice added as ``mask`` (``masks``: one ``[height, width]`` array of
     A in [0, 1] per record); every other feature is copied as it is. Returns the records written.
 
-    ``target`` appears only when whole (`_atomic`): a failure, such as fewer masks than records,
-    leaves no partial file that a later step would read as records.
+    ``target`` appears only when whole (`ldct_tf.atomic.replacing`): a failure, such as fewer
+    masks than records, or a kill leaves no partial file that a later step would read as records
+    (the hidden temporary name matches no shard pattern).
     """
     source, target = Path(source), Path(target)
     compression = compression_of(source)
@@ -38,7 +38,8 @@ def write_with_masks(source: str | Path, target: str | Path,
                          f"{source.name} ({compression or 'none'}); give it the source's suffix")
     masks, count = iter(masks), 0
     options = tf.io.TFRecordOptions(compression_type=compression)
-    with _atomic(target) as partial, tf.io.TFRecordWriter(str(partial), options) as writer:
+    with atomic.replacing(target) as partial, \
+            tf.io.TFRecordWriter(str(partial), options) as writer:
         for raw in tf.data.TFRecordDataset(str(source), compression_type=compression):
             mask = next(masks, None)
             if mask is None:
@@ -64,16 +65,3 @@ def _checked(mask: np.ndarray, example, source: Path, index: int) -> np.ndarray:
         raise ValueError(f"mask {index} for {source} has shape {np.shape(mask)}, the slice "
                          f"{shape}")
     return mask
-
-
-@contextlib.contextmanager
-def _atomic(target: Path) -> Iterator[Path]:
-    """A hidden partial file beside ``target``, renamed to it when the block succeeds and deleted
-    when it fails (the name matches no shard pattern, so nothing reads it as records)."""
-    partial = target.parent / f".{target.name}.partial"
-    try:
-        yield partial
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, target)

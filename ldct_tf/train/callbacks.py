@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from ldct_tf.tf_import import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
+from ldct_tf import atomic  # noqa: E402
 from ldct_tf.errors import LdctError  # noqa: E402
 from ldct_tf.models.denoiser import WINDOW_HU, windowed_hu  # noqa: E402
 from ldct_tf.records import schema as F  # noqa: E402
@@ -56,7 +57,8 @@ class ImagePanels(keras.callbacks.Callback):
 
 class WeightsCheckpoint(keras.callbacks.Callback):
     """Saves the weights at epoch ends (all of them, or only when ``monitor`` improves), written
-    to a temporary file and renamed, so a process killed mid-write never leaves a broken file."""
+    to a temporary file and renamed (`ldct_tf.atomic`), so a process killed mid-write never leaves
+    a broken file."""
 
     def __init__(self, path: str | Path, monitor: str | None = None, best: float = np.inf):
         super().__init__()
@@ -68,9 +70,21 @@ class WeightsCheckpoint(keras.callbacks.Callback):
             return
         if value is not None:
             self.best = float(value)
-        partial = self.path.with_name(self.path.name.replace(".weights.h5", ".partial.weights.h5"))
-        self.model.save_weights(partial)
-        partial.replace(self.path)
+        save_weights(self.model, self.path)
+
+
+class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint, its file written under a temporary name and renamed
+    (`ldct_tf.atomic`): Keras writes in place, and a kill mid-write left a cut ``model.keras``."""
+
+    def _save_model(self, epoch, batch, logs):
+        final = self.filepath
+        with atomic.replacing(final) as partial:  # nothing saved (no improvement): kept as is
+            self.filepath = str(partial)
+            try:
+                super()._save_model(epoch, batch, logs)
+            finally:
+                self.filepath = final
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
@@ -104,26 +118,27 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         backup.mkdir(parents=True, exist_ok=True)
         weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
         if weights.exists():
-            _atomic_copy(weights, Path(self._prev_weights_path))
+            atomic.copy_file(weights, Path(self._prev_weights_path))
         if metadata.exists():
-            _atomic_copy(metadata, Path(self._prev_training_metadata_path))
-        partial = backup / "partial.weights.h5"
-        self.model.save_weights(str(partial), overwrite=True)
-        partial.replace(weights)
-        _atomic_write(metadata, json.dumps({"epoch": self._current_epoch,
-                                            "batch": self._last_batch_seen}))
+            atomic.copy_file(metadata, Path(self._prev_training_metadata_path))
+        save_weights(self.model, weights)
+        atomic.write_text(metadata, json.dumps({"epoch": self._current_epoch,
+                                                "batch": self._last_batch_seen}))
 
 
-def _atomic_copy(source: Path, target: Path) -> None:
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+def save_weights(model: keras.Model, path: Path) -> None:
+    """``model.save_weights(path)``, whole or not at all: HDF5 writes the file into memory, then
+    `ldct_tf.atomic` writes its bytes. (Written by HDF5 itself, a full disk crashed the process
+    with a segmentation fault as h5py closed the file, Keras 3.15 / h5py 3.x.) The file is what
+    `save_weights` writes; `load_weights` reads it."""
+    from keras.src.saving import saving_lib
 
-
-def _atomic_write(target: Path, text: str) -> None:
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(text)
-    partial.replace(target)
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                           visited_saveables=set())
+    store.close()
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def _read_epoch(path: Path) -> int | None:
@@ -147,7 +162,7 @@ def backup_epoch(backup_dir: Path) -> int | None:
         if epoch is None:
             raise LdctError(f"training backup {metadata} is damaged; delete "
                             f"{metadata.parent} to start this phase over")
-        _atomic_copy(previous, metadata)
+        atomic.copy_file(previous, metadata)
     return epoch
 
 
@@ -167,13 +182,17 @@ def panel_slices(dataset, count: int) -> list[dict]:
 
 
 def read_history(csv_path: Path) -> dict[str, list[float]]:
-    """The CSVLogger history (every epoch of every resumed run) as columns."""
+    """The CSVLogger history (every epoch of every resumed run) as columns; an epoch logged twice
+    (a run killed between its row and its backup does it again) counts once, as last logged."""
     import csv
 
     if not csv_path.exists():
         return {}
     with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        # a row cut by a kill has fewer fields than the header: not an epoch that was logged
+        rows = [row for row in csv.DictReader(f) if None not in row.values() and None not in row]
+    if rows and "epoch" in rows[0]:
+        rows = sorted({row["epoch"]: row for row in rows}.values(), key=lambda r: int(r["epoch"]))
     return {key: [float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows]
             for key in (rows[0] if rows else {})}
 

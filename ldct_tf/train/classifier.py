@@ -21,7 +21,6 @@ Always trained in float32 (it is small; its gradients feed Grad-CAM, which wants
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, progress, records
+from ldct_tf import atomic, cli, progress, records
 from ldct_tf.config import Config, LesionConfig
 from ldct_tf.errors import LdctError
 from ldct_tf.evaluate import metrics
@@ -38,7 +37,7 @@ from ldct_tf.records import classifier_input, reader
 from ldct_tf.records import schema as F
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.train import distribute
-from ldct_tf.train.callbacks import LocalValidation
+from ldct_tf.train.callbacks import LocalValidation, ModelCheckpoint
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.workdir import METRICS_FILE, MODEL_FILE, Workdir
 
@@ -48,11 +47,16 @@ import keras  # noqa: E402
 log = logging.getLogger("ldct_tf.classifier")
 
 def load_classifier(workdir: Path) -> keras.Model:
-    """The trained classifier of ``workdir``; a clear error naming the command when missing."""
+    """The trained classifier of ``workdir``; a clear error naming the command when missing, or
+    when its training did not finish (a checkpoint without the ``metrics.json`` written last)."""
     path = Workdir(workdir).classifier_model
     if not path.is_file():
         raise LdctError(f"classifier model {path} not found; train it with `python -m "
                         f"ldct_tf.train --phase classifier --workdir {workdir}`")
+    if not Workdir(workdir).classifier_metrics.is_file():
+        raise LdctError(f"{Workdir(workdir).classifier_metrics} not found (classifier training "
+                        f"did not finish); train it again with `python -m ldct_tf.train --phase "
+                        f"classifier --workdir {workdir}`")
     return keras.models.load_model(path)
 
 
@@ -97,6 +101,7 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
            learning_rate: float | None) -> dict:
     cfg = config.classifier
     out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS_FILE).unlink(missing_ok=True)  # back, last, once this training is complete
     cli.save_config(config, workdir, out)
     rec = Workdir(workdir).records
     sizes = records.split_sizes(rec)
@@ -149,8 +154,8 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
                           callbacks=[*validation, board, keras.callbacks.TerminateOnNaN()])
         callbacks = [
             *validation,
-            keras.callbacks.ModelCheckpoint(str(out / MODEL_FILE), monitor=monitor, mode="min",
-                                            save_best_only=True),
+            ModelCheckpoint(str(out / MODEL_FILE), monitor=monitor, mode="min",
+                            save_best_only=True),
             # No stopping in the first epochs: a detector of small lesions often sits at chance
             # for a while before it learns.
             keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
@@ -170,7 +175,7 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
                   trained_on_ldct=use_ldct, inserted_lesions=lesions is not None, **(extra or {}))
     if distribution.multiworker:
         result["workers"] = distribution.workers
-    (out / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(out / METRICS_FILE, result)  # last: the training is complete
     if distribution.is_chief:
         print(f"{out.name}: test AUC NDCT {result['test_auc_ndct']}, LDCT "
               f"{result['test_auc_ldct']} (patch task, {result['test_patches']} patches); "

@@ -32,14 +32,13 @@ The phases "build" (the pretrain network loaded, the network built and compiled)
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ldct_tf import cli, progress, records
+from ldct_tf import atomic, cli, progress, records
 from ldct_tf.config import Config
 from ldct_tf.errors import LdctError
 from ldct_tf.models import losses
@@ -162,14 +161,15 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
         keep = "last" if phase == "finetune" and config.finetune.checkpoint == "last" else "best"
         with progress.phase("save"):
             model.load_weights(out / f"{keep}.weights.h5")
-            model.network.save(out / MODEL_FILE)
+            with atomic.replacing(out / MODEL_FILE) as partial:
+                model.network.save(partial)
     summary = _summary(name, history, monitor, keep, time.time() - started, policy, replicas,
                        out, logs)
     summary["seed"] = config.train.seed
     if distribution.multiworker:
         summary.update(workers=distribution.workers, input_sharding=policy_name.lower())
-    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic.write_json(out / HISTORY_FILE, history)
+    atomic.write_json(out / SUMMARY_FILE, summary)
     if distribution.is_chief:
         _print_summary(summary)
     else:
@@ -285,11 +285,14 @@ def _callbacks(config: Config, out: Path, logs: Path, source: Path, with_mask: b
             config.train.image_panels)
         panels = [ImagePanels(logs / "images", slices)]
     validation = [LocalValidation(evaluator, val)] if evaluator is not None else []
-    return [backup, *validation, LearningRateLogger(),
+    # The backup last: it saves epoch k once every other callback has recorded it (its history
+    # row, best and last weights), so a run killed after that backup resumes missing nothing of
+    # epoch k (killed before it, the run does epoch k again; `read_history` keeps one row).
+    return [*validation, LearningRateLogger(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(logs)), best,
             WeightsCheckpoint(out / "last.weights.h5"),
-            keras.callbacks.TerminateOnNaN(), *panels]
+            keras.callbacks.TerminateOnNaN(), *panels, backup]
 
 
 def _copy_weights(source: keras.Model, target: keras.Model) -> None:

@@ -13,10 +13,12 @@ and writes its model, metrics and TensorBoard logs there.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from pathlib import Path
 
 from ldct_tf import cli
-from ldct_tf.config import FINETUNE_VARIANTS
+from ldct_tf.config import FINETUNE_VARIANTS, Config
 from ldct_tf.errors import run_cli
 
 PHASES = ("classifier", "observer", "pretrain", *FINETUNE_VARIANTS)
@@ -33,12 +35,21 @@ def main(argv: list[str] | None = None) -> int:
         config = config.replace(finetune=config.finetune.as_variant(args.phase))
     from ldct_tf.train import distribute
 
-    distribute.strategy_for(config.train.strategy)  # first: before TensorFlow starts
-    if args.phase == "classifier":
+    distribution = distribute.strategy_for(config.train.strategy)  # first: before TF starts
+    # Only the chief writes into the work directory (`distribute.output_dirs`): the other workers
+    # of a multi-worker run share it without claiming it.
+    with (cli.claim(workdir, parser.prog, argv) if distribution.is_chief
+          else contextlib.nullcontext()):
+        _train(args.phase, config, workdir)
+    return 0
+
+
+def _train(phase: str, config: Config, workdir: Path) -> None:
+    if phase == "classifier":
         from ldct_tf.train import classifier as classifier_training
 
         classifier_training.run(config, workdir)
-    elif args.phase == "observer":
+    elif phase == "observer":
         from ldct_tf.train import observer as observer_training
 
         observer_training.run(config, workdir)
@@ -46,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         from ldct_tf.train import denoiser as denoiser_training
 
         denoiser_training.run(config, workdir,
-                              "finetune" if args.phase in FINETUNE_VARIANTS else args.phase)
-    return 0
+                              "finetune" if phase in FINETUNE_VARIANTS else phase)
 
 
 if __name__ == "__main__":
