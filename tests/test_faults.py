@@ -13,6 +13,7 @@ so the salted keys and UIDs of the reference and the rerun agree.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -95,6 +96,10 @@ def _error_lines(result: subprocess.CompletedProcess) -> list[str]:
 def _comparable(name: str, data: bytes):
     if name.endswith(".json"):
         return _drop_volatile(json.loads(data))
+    if name.endswith(".npz"):  # its zip entries carry the time they were written
+        with np.load(io.BytesIO(data)) as arrays:
+            return {key: (arrays[key].dtype.str, arrays[key].shape, arrays[key].tobytes())
+                    for key in arrays.files}
     return data
 
 
@@ -343,3 +348,42 @@ def test_training_killed_then_run_again_finishes_cleanly(tiny_run, tmp_path):
     json.loads((out / "summary.json").read_text())
     keras.models.load_model(out / MODEL_FILE)
     assert not (out / "backup").exists()
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+EVALUATE = [*SETTINGS, "--set", "evaluate.resamples=30", "--set", "evaluate.bm3d=false",
+            "--set", "evaluate.cho_splits=2"]
+
+
+@pytest.fixture(scope="module")
+def evaluated_once(denoisers_tiny, tmp_path_factory):
+    """A copy of the tiny trained run and its uninterrupted evaluation (moved aside to
+    ``reference``, so that the rerun's paths in metrics.json are the same)."""
+    from ldct_tf.evaluate import study
+
+    _, source = denoisers_tiny
+    root = tmp_path_factory.mktemp("evaluate")
+    workdir = root / "run"
+    shutil.copytree(source, workdir, symlinks=True, ignore=shutil.ignore_patterns("eval"))
+    for extra in ("finetune_control", "finetune_oracle", "finetune_pairs"):  # other tests' extras
+        shutil.rmtree(workdir / "denoiser" / extra, ignore_errors=True)
+    _in_process(study.main, ["--workdir", workdir, *EVALUATE])
+    reference = _files(Workdir(workdir).eval)
+    shutil.rmtree(Workdir(workdir).eval)
+    return workdir, reference
+
+
+@pytest.mark.parametrize("moment", [CONFIG_FILE, "cases.npz"])  # measuring; writing the report
+def test_evaluate_killed_then_run_again_gives_the_uninterrupted_result(evaluated_once, moment):
+    from ldct_tf.evaluate import study
+
+    workdir, reference = evaluated_once
+    out = Workdir(workdir).eval
+    shutil.rmtree(out, ignore_errors=True)
+    argv = ["--workdir", workdir, *EVALUATE]
+    _killed_when(_appeared(out, moment), "ldct_tf.evaluate", argv)
+    _check_whole(workdir)
+    assert not (out / "metrics.json").exists()  # what says the evaluation is complete
+    _in_process(study.main, argv)
+    assert _files(out) == reference

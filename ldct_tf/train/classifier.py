@@ -102,7 +102,8 @@ def _train(config: Config, workdir: Path, out: Path, logs: Path,
     cfg = config.classifier
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).unlink(missing_ok=True)  # back, last, once this training is complete
-    cli.save_config(config, workdir, out)
+    # only the chief writes into the work directory; another worker's ``out`` is its own scratch
+    cli.save_config(config, *((workdir, out) if distribution.is_chief else (out,)))
     rec = Workdir(workdir).records
     sizes = records.split_sizes(rec)
     if not sizes["train"]:

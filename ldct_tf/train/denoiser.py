@@ -97,7 +97,8 @@ def _train(config: Config, workdir: Path, phase: str, name: str,
     if not sizes["train"]:
         raise LdctError(f"the train split of {source} is empty; prepare more series")
     out.mkdir(parents=True, exist_ok=True)
-    cli.save_config(config, workdir, out)
+    # only the chief writes into the work directory; another worker's ``out`` is its own scratch
+    cli.save_config(config, *((workdir, out) if distribution.is_chief else (out,)))
     settings = config.pretrain if phase == "pretrain" else config.finetune
     loss_mode = "mse" if phase == "pretrain" else config.finetune.mode
     with progress.phase("build"):
