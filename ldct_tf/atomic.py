@@ -63,17 +63,11 @@ def replacing(path: str | os.PathLike, shared: bool = False) -> Iterator[Path]:
     temp = partial_path(path, shared)
     for leftover in _leftovers(path) if shared else [temp]:  # what killed runs left
         remove(leftover)
-    try:
+    with _removed_on_failure(temp, path):
         yield temp
         if temp.exists():
             _flush(temp)
             os.replace(temp, path)
-    except BaseException as exc:
-        remove(temp)
-        named = _naming(exc, path, temp)
-        if named is exc:
-            raise
-        raise named from exc
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None,
@@ -118,7 +112,7 @@ def replacing_dir(path: str | os.PathLike) -> Iterator[Path]:
     for leftover in (temp, aside):
         remove(leftover)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with _removed_on_failure(temp, path):
         yield temp
         if not temp.is_dir():
             raise FileNotFoundError(errno.ENOENT, "the block wrote no folder", str(temp))
@@ -127,12 +121,6 @@ def replacing_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             os.replace(path, aside)
         os.replace(temp, path)
-    except BaseException as exc:
-        remove(temp)
-        named = _naming(exc, path, temp)
-        if named is exc:
-            raise
-        raise named from exc
     remove(aside)
 
 
@@ -141,12 +129,14 @@ def _leftovers(path: Path) -> list[Path]:
     found = []
     for temp in path.parent.glob(f"{PARTIAL_PREFIX}*.{path.name}"):
         pid = temp.name[len(PARTIAL_PREFIX):-len(path.name) - 1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             found.append(temp)
     return found
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process of this pid exists on this host (another user's counts): a temporary file
+    or lock of a live process is never taken over."""
     if os.name == "nt":  # os.kill(pid, 0) would end the process there
         return True
     try:
@@ -181,6 +171,20 @@ def remove(path: str | os.PathLike) -> None:
     else:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+@contextlib.contextmanager
+def _removed_on_failure(temp: Path, path: Path) -> Iterator[None]:
+    """When the block fails, ``temp`` is removed and the error raised again naming ``path``
+    (`_naming`)."""
+    try:
+        yield
+    except BaseException as exc:
+        remove(temp)
+        named = _naming(exc, path, temp)
+        if named is exc:
+            raise
+        raise named from exc
 
 
 def _naming(exc: BaseException, path: Path, temp: Path) -> BaseException:

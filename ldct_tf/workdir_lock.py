@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ldct_tf.atomic import alive
 from ldct_tf.errors import LdctError
 from ldct_tf.workdir import LOCK_FILE
 
@@ -110,7 +111,7 @@ def _acquire(lock: Path, command: str, option: str) -> bool:
                                 f"{_one_line(holder['host'])} is dead, delete {lock})")
             if holder["pid"] == os.getpid() and holder.get("process") == _PROCESS:
                 return False
-            if holder["pid"] != os.getpid() and _alive(holder["pid"]):
+            if holder["pid"] != os.getpid() and alive(holder["pid"]):
                 raise LdctError(_busy(lock, holder, option))
         if _remove_if_unchanged(lock, raw):
             why = (f"the run that wrote it (pid {holder['pid']}, {_one_line(holder['command'])}, "
@@ -141,19 +142,6 @@ def _read(lock: Path) -> tuple[bytes | None, dict | None, float]:
             and type(holder.get("pid")) is int and holder["pid"] > 0):
         return raw, None, age
     return raw, holder, age
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this pid exists on this host (one of another user's counts)."""
-    if os.name == "nt":  # os.kill(pid, 0) would end the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_if_unchanged(lock: Path, raw: bytes) -> bool:
