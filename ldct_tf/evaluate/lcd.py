@@ -4,7 +4,7 @@ The MITA-LCD-like phantom (`ldct_tf.ct.lcd_phantom`: 200 mm water, inserts of 3,
 at 14, 7, 5 and 3 HU) is imaged by the project's scanner (`ldct_tf.ct.simulate.scan`, the
 ``[scanner]`` of the config, the training data's view count) ``N`` times with its inserts and
 ``N`` times without, at each dose fraction and at full dose (NDCT); LDCT is read as it is, and
-every trained network of the work directory (`sets.NETWORK_SETS`) denoises the same LDCT
+every trained network of the work directory (`display.NETWORKS`) denoises the same LDCT
 images. Per dose, set and insert: a Laguerre-Gauss channelized Hotelling observer (LG-CHO), as
 in the FDA LCD-CT toolbox (github DIDSR/LCD_CT, CC0; ``src/lcdct/LCD.py``, ``Observers.py``,
 ``measure_LCD.m``, ``lg_cho_2d.m``):

@@ -15,13 +15,12 @@ import numpy as np
 from ldct_tf import progress as timing
 from ldct_tf.config import Config
 from ldct_tf.evaluate import baselines
+from ldct_tf.evaluate.display import NETWORKS
 from ldct_tf.models.inference import load_for_inference
 from ldct_tf.models.preprocessing import denormalize_hu, normalize_hu
 from ldct_tf.records import denoiser_input, reader
 from ldct_tf.records import schema as F
 from ldct_tf.workdir import Workdir
-
-NETWORK_SETS = ("pretrain", "finetune", "finetune_control", "finetune_oracle", "finetune_pairs")
 
 
 @dataclass
@@ -88,9 +87,9 @@ def make_sets(config: Config, workdir: Path, test: Slices, val: Slices | None
 
 
 def trained_networks(workdir: Path) -> tuple[dict, dict]:
-    """The run's trained networks of `NETWORK_SETS` in inference form, and name -> why missing."""
+    """The run's trained networks (`display.NETWORKS`) for inference, and name -> why missing."""
     networks, skipped = {}, {}
-    for name in NETWORK_SETS:
+    for name in NETWORKS:
         path = Workdir(workdir).denoiser_model(name)
         if path.is_file():
             networks[name] = load_for_inference(path)

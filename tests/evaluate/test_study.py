@@ -10,6 +10,7 @@ from ldct_tf import progress, records
 from ldct_tf.evaluate import claims, metrics, readings
 from ldct_tf.evaluate import sets as image_sets
 from ldct_tf.evaluate import study as evaluate
+from ldct_tf.evaluate.display import NETWORKS
 from ldct_tf.workdir import Workdir
 
 
@@ -300,7 +301,7 @@ def test_baselines_off_skips_gaussian_and_bm3d(tmp_path):
     made, skipped, _ = image_sets.make_sets(config, tmp_path, test, None)
     assert set(made) == {"ldct", "ndct"}
     assert skipped["gaussian"] == skipped["bm3d"] == "disabled (evaluate.baselines = false)"
-    assert set(image_sets.NETWORK_SETS) <= set(skipped)
+    assert set(NETWORKS) <= set(skipped)
 
 
 def test_claims_in_metrics_json_are_differences_of_the_set_values(evaluated):
