@@ -35,6 +35,7 @@ from ldct_tf.records import schema as F
 from ldct_tf.tf_import import import_tensorflow
 from ldct_tf.train.precision import policy_scope
 from ldct_tf.workdir import CONFIG_FILE, Workdir
+from ldct_tf.workdir_lock import claim as claim_folder
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -138,11 +139,19 @@ def run(config: Config, workdir: Path) -> dict:
 
 def export_model(workdir: Path, phase: str = "finetune", name: str = "ldct_denoiser",
                  version: int | None = None, out: str | Path = "saved_models",
-                 force: bool = False) -> Path:
+                 force: bool = False, command: str | None = None) -> Path:
     """Export the phase's best network; return the version directory. The version folder
     appears whole or not at all (`ldct_tf.atomic.replacing_dir`): a killed export leaves no
-    half-written version for TF Serving to load, nor one that takes the next version number."""
+    half-written version for TF Serving to load, nor one that takes the next version number.
+    ``out`` is claimed meanwhile (`ldct_tf.workdir_lock`; ``command`` names this export to
+    another): two exports never take one version number or write ``models.config`` together."""
     network, folder = float32_network(Path(workdir), phase)
+    with claim_folder(out, command or f"export of {workdir}", "--out"):
+        return _write_version(network, folder, phase, name, version, Path(out), force)
+
+
+def _write_version(network, folder: Path, phase: str, name: str, version: int | None, out: Path,
+                   force: bool) -> Path:
     model_dir = Path(out) / name
     version = version or next_version(model_dir)
     target = model_dir / str(version)
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.version is not None and args.version < 1:
         raise LdctError(f"--version must be a positive integer, got {args.version}")
     with cli.claim(workdir, parser.prog, argv):  # no training may rewrite the model meanwhile
-        export_model(workdir, args.phase, args.name, args.version, args.out, args.force)
+        export_model(workdir, args.phase, args.name, args.version, args.out, args.force,
+                     cli.command_line(parser.prog, sys.argv[1:] if argv is None else argv))
     return 0
 
 

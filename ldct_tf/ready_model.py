@@ -33,6 +33,7 @@ from pathlib import Path
 from ldct_tf import atomic, cli
 from ldct_tf.errors import LdctError, run_cli
 from ldct_tf.provenance import PROVENANCE, read_provenance
+from ldct_tf.workdir_lock import claim
 
 READY_ROOT = Path(__file__).resolve().parent / "ready"
 READY_MODEL = READY_ROOT / "ldct_denoiser"
@@ -118,11 +119,14 @@ def build(workdir: Path, phase: str = "finetune", command: str | None = None,
     config = load_config(Workdir(workdir).denoiser(phase) / CONFIG_FILE)
     manifest = Workdir(workdir).manifest
     trained_by = json.loads(manifest.read_text()).get("command") if manifest.exists() else None
-    with tempfile.TemporaryDirectory() as scratch, atomic.replacing_dir(target) as building:
-        exported = export_model(workdir, phase, "ldct_denoiser", 1, scratch)
-        shutil.copytree(exported, building)
-        _add_provenance(building, workdir, phase, config, trained_by, command)
-    write_checksums(target, target.parent / CHECKSUMS.name)
+    # one build at a time: the model and its checksums are written together
+    with claim(target.parent, command or f"ready model build of {workdir}", ""), \
+            tempfile.TemporaryDirectory() as scratch:
+        with atomic.replacing_dir(target) as building:
+            exported = export_model(workdir, phase, "ldct_denoiser", 1, scratch)
+            shutil.copytree(exported, building)
+            _add_provenance(building, workdir, phase, config, trained_by, command)
+        write_checksums(target, target.parent / CHECKSUMS.name)
     print(f"ready model: {phase} of {workdir} -> {target} "
           f"({sum(p.stat().st_size for p in _files(target)) / 1e6:.1f} MB, checksums in "
           f"{target.parent / CHECKSUMS.name})")
@@ -225,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(verify())))
         return 0
     _, workdir = cli.resolve(args, create=False)  # reads a trained run
-    build(workdir, args.phase)
+    with cli.claim(workdir, parser.prog, argv):  # no training may rewrite the model meanwhile
+        build(workdir, args.phase, cli.command_line(parser.prog,
+                                                    sys.argv[1:] if argv is None else argv))
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ldct_tf.atomic import alive
-from ldct_tf.errors import LdctError
+from ldct_tf.errors import LdctError, environment_fault
 from ldct_tf.workdir import LOCK_FILE
 
 GRACE_SECONDS = 10.0  # an unreadable lock younger than this may still be being written
@@ -49,15 +49,19 @@ def claim(folder: str | Path, command: str, option: str = "--workdir") -> Iterat
     and removed again if the block leaves it empty (a refused or failed command leaves no folder).
 
     ``command`` is shown to a second writer; ``option`` is the flag its message suggests changing
-    (``--workdir``, ``--output``, ``--out``)."""
+    (``--workdir``, ``--output``, ``--out``; empty where there is no other folder to use)."""
     folder = Path(folder)
     lock = folder / LOCK_FILE
     with _removed_if_left_empty(folder):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             created = _acquire(lock, command, option)
-        except OSError as exc:
-            raise LdctError(f"cannot claim {folder} for writing ({exc.strerror or exc}); pass a "
+        except OSError as exc:  # a full disk says so and how to fix it (`environment_fault`)
+            if exc.filename is None:
+                exc.filename = str(lock)
+            fault = environment_fault(exc)
+            raise LdctError(f"cannot claim {folder} for writing: {fault}" if fault else
+                            f"cannot claim {folder} for writing ({exc.strerror or exc}); pass a "
                             f"folder you can write to as {option}") from None
         try:
             yield lock
@@ -104,7 +108,7 @@ def _acquire(lock: Path, command: str, option: str) -> bool:
             continue  # released between our create and our read
         if holder is None and age < GRACE_SECONDS:
             raise LdctError(f"{lock.parent} is being claimed by another run ({lock} is not "
-                            f"complete yet); wait for it to finish, or use another {option}")
+                            f"complete yet); wait for it to finish{_or_another(option)}")
         if holder is not None:
             if holder["host"] != mine["host"]:
                 raise LdctError(f"{_busy(lock, holder, option)} (if that run on "
@@ -119,13 +123,13 @@ def _acquire(lock: Path, command: str, option: str) -> bool:
                    f"it is unreadable and older than {GRACE_SECONDS:g} s")
             print(f"warning: taking over the stale lock {lock}: {why}", file=sys.stderr)
     raise LdctError(f"{lock.parent}: another run claimed it while a stale lock was taken over; "
-                    f"wait for it to finish, or use another {option}")
+                    f"wait for it to finish{_or_another(option)}")
 
 
 def _busy(lock: Path, holder: dict, option: str) -> str:
     return (f"{lock.parent} is being written by pid {holder['pid']} on host "
             f"{_one_line(holder['host'])} ({_one_line(holder['command'])}, since "
-            f"{_one_line(holder['started'])}); wait for it to finish, or use another {option}")
+            f"{_one_line(holder['started'])}); wait for it to finish{_or_another(option)}")
 
 
 def _read(lock: Path) -> tuple[bytes | None, dict | None, float]:
@@ -168,6 +172,10 @@ def _release(lock: Path) -> None:
     _, holder, _ = _read(lock)
     if holder and holder["pid"] == os.getpid() and holder.get("process") == _PROCESS:
         lock.unlink(missing_ok=True)
+
+
+def _or_another(option: str) -> str:
+    return f", or use another {option}" if option else ""
 
 
 def _one_line(value) -> str:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from lock_fixtures import held_elsewhere
 from serving_fixtures import start_server
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -119,6 +120,33 @@ def test_provenance_gives_the_training_dose_the_records_hold(tmp_path, source, d
     write_resolved(config, tmp_path / CONFIG_FILE)
     training = export.provenance(tmp_path, "finetune", "ldct_denoiser", 1)["training"]
     assert training["dose_fraction"] == dose and training["dose"].startswith(says)
+
+
+def test_an_export_store_or_ready_model_held_by_another_run_is_refused_then_built(exported,
+                                                                                tmp_path):
+    """Two writers never share a model store (the version number, models.config) or the ready
+    model folder (the model and its checksums): the second is refused naming the holder."""
+    from ldct_tf import ready_model
+
+    workdir, out, _ = exported
+    before = sorted(p.name for p in (out / "ldct_denoiser").iterdir())
+    with held_elsewhere(out, "python -m ldct_tf.export --out X") as pid:
+        with pytest.raises(LdctError, match=rf"{out} is being written by pid {pid} .*"
+                                            r"python -m ldct_tf.export --out X.*another --out"):
+            export.export_model(workdir, "pretrain", "ldct_denoiser", None, out)
+    assert sorted(p.name for p in (out / "ldct_denoiser").iterdir()) == before
+    target = tmp_path / "ready" / "ldct_denoiser"
+    target.parent.mkdir()
+    with held_elsewhere(target.parent, "python -m ldct_tf.ready_model build") as pid:
+        with pytest.raises(LdctError, match=rf"is being written by pid {pid} .*build, since "
+                                            r"[^)]*\); wait for it to finish$"):
+            ready_model.build(workdir, target=target)
+        assert not target.exists()
+    ready_model.build(workdir, target=target, command="build it")
+    assert ready_model.verify(target, target.parent / "SHA256SUMS") == target
+    provenance = json.loads((target / "assets" / "provenance.json").read_text())
+    assert provenance["ready_model"]["built_by"] == "build it"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["SHA256SUMS", "ldct_denoiser"]
 
 
 def test_missing_model_is_a_clear_error(tmp_path):

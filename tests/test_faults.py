@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -184,7 +185,9 @@ def test_denoise_on_a_full_disk_stops_with_one_line_and_leaves_nothing_half_made
     argv = ["--model", model, "--input", source, "--output", out]
     # before the first write (the folder's lock, then the salt): nothing made
     [line] = _error_lines(_limited(16, "ldct_tf.denoise", argv))
-    assert line.startswith(f"error: cannot claim {out} for writing (File too large)"), line
+    assert line.startswith(f"error: cannot claim {out} for writing: file too large writing "
+                           f"{out / '.lock'} ("), line
+    assert line.endswith("raise the limit or choose another --workdir/--output, then run again")
     assert not out.exists() or _files(out) == {}
     # during the run: the salt and lock fit, the first derived DICOM does not
     result = _limited(1024, "ldct_tf.denoise", argv)
@@ -240,10 +243,14 @@ def prepared(tmp_path_factory):
 
 def test_prepare_on_a_full_disk_stops_with_one_line_and_a_rerun_completes(prepared, tmp_path):
     workdir = _salted(tmp_path / "run")
-    # the salt, lock and config fit; the first shard does not
-    [line] = _error_lines(_limited(4096, "ldct_tf.prepare.pipeline", _prepare_argv(workdir)))
+    # the salt, lock and config fit; the first shard does not. Beam's default: a worker process
+    # per core (each prints the traceback of what it raises; the fault is counted instead)
+    [line] = _error_lines(_limited(4096, "ldct_tf.prepare.pipeline",
+                                   ["--workdir", workdir, *SETTINGS]))
     records = Workdir(workdir).records
-    assert f"could not write into {records}" in line and "File too large" in line, line
+    assert re.fullmatch(rf"error: file too large writing {re.escape(str(records))}/"
+                        r"(train|val|test)-0000\d-of-00002\.tfrecord \(.*\): raise the limit or "
+                        r"choose another --workdir/--output, then run again", line), line
     _check_whole(workdir)
     assert not (records / "stats.json").exists()  # the records are not taken for complete
     with pytest.raises(LdctError, match="stats.json not found"):

@@ -5,7 +5,6 @@ before writing anything into it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -15,20 +14,13 @@ import time
 
 import pytest
 from cli_fixtures import run_in_process
+from lock_fixtures import held_elsewhere
 
 from ldct_tf.cli import command_line
 from ldct_tf.errors import LdctError
 from ldct_tf.workdir import LOCK_FILE
 from ldct_tf.workdir_lock import GRACE_SECONDS, claim
 
-# Claims argv[1] as argv[2] in another process and holds it until its stdin closes.
-HOLD = """
-import sys
-from ldct_tf.workdir_lock import claim
-with claim(sys.argv[1], sys.argv[2]):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
 # Tries to claim argv[1] in another process, with the `python -m` error handling.
 TRY = """
 import sys
@@ -39,20 +31,6 @@ def main(argv):
         print("claimed")
 sys.exit(run_cli(main, sys.argv[1:]))
 """
-
-
-@contextlib.contextmanager
-def held_elsewhere(folder, command="python -m ldct_tf.prepare --workdir W"):
-    """Another process holds ``folder`` for the block; yields its pid."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), command],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        yield proc.pid
-    finally:
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
-    assert not (folder / LOCK_FILE).exists(), "the holder did not remove its lock"
 
 
 def dead_pid() -> int:

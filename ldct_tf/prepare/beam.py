@@ -20,6 +20,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
     DirectOptions,
     PipelineOptions,
@@ -30,7 +32,7 @@ from apache_beam.options.pipeline_options import (
 from ldct_tf import atomic, records
 from ldct_tf.config import SPLITS, Config
 from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.errors import LdctError
+from ldct_tf.errors import ENVIRONMENT_FAULTS, LdctError
 from ldct_tf.prepare.examples import unit_examples
 from ldct_tf.prepare.plan import Unit, expected_examples, stable_int
 from ldct_tf.records import schema as F
@@ -66,8 +68,46 @@ def beam_options(beam_args: list[str]) -> PipelineOptions:
             direct.direct_num_workers = os.cpu_count() or 1
     worker = options.view_as(WorkerOptions)
     if worker.default_sdk_harness_log_level is None:
-        worker.default_sdk_harness_log_level = "ERROR"
+        # a worker's failure reaches this process in the exception `run` reports (its traceback
+        # inside); the worker's own log lines of it would only repeat it, traceback and all
+        worker.default_sdk_harness_log_level = "CRITICAL"
     return options
+
+
+# A fault of the environment while a worker writes a file (`ldct_tf.errors.ENVIRONMENT_FAULTS`: a
+# full disk, a quota, a size limit, a read-only folder) is counted, not raised, under a runner that
+# reports Beam metrics (the DirectRunner): a Beam worker process prints the traceback of whatever
+# it raises, while `prepare` reads the count after the run and says it once, in one line. Other
+# runners (the DaskRunner reports no metrics) raise it.
+FAULTS = "ldct_tf.environment_faults"
+
+
+def counts_faults(options: PipelineOptions) -> bool:
+    """Whether the runner of ``options`` reports the fault counters (`FAULTS`)."""
+    return options.view_as(StandardOptions).runner in ("DirectRunner", "direct")
+
+
+def _counted(exc: OSError, path: str, count: bool) -> bool:
+    """Count ``exc`` (writing ``path``) as an environment fault, if it is one and ``count``."""
+    if not (count and exc.errno in ENVIRONMENT_FAULTS):
+        return False
+    Metrics.counter(FAULTS, f"{exc.errno} {path}").inc()
+    return True
+
+
+def environment_faults(result: beam.runners.runner.PipelineResult) -> list[OSError]:
+    """The faults the writers of a finished pipeline counted, each as the OSError it was (errno,
+    the file that was being written), sorted by file; none where the runner counts none."""
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(FAULTS))["counters"]
+    except NotImplementedError:  # the DaskRunner: its writers raise (`counts_faults`)
+        return []
+    faults = []
+    for counter in counters:
+        if counter.committed or counter.attempted:
+            number, path = counter.key.metric.name.split(" ", 1)
+            faults.append(OSError(int(number), os.strerror(int(number)), path))
+    return sorted(faults, key=lambda fault: fault.filename)
 
 
 def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, salt: str,
@@ -79,6 +119,7 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
     output reaches the consumers of every tag; a side input recomputes its whole branch inside a
     task) and computes only the last transform's branch.
     """
+    count = counts_faults(pipeline.options)
     made = (pipeline
             | "Units" >> beam.Create(units)
             | "Spread" >> beam.Reshuffle()
@@ -92,12 +133,13 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
                 pipeline | "EveryShard" >> beam.Create(every_shard))
                | "AllShards" >> beam.Flatten()
                | "GroupShards" >> beam.GroupByKey()
-               | "WriteShards" >> beam.ParDo(WriteShard(str(out), n, config.data.compression)))
+               | "WriteShards" >> beam.ParDo(WriteShard(str(out), n, config.data.compression,
+                                                             count)))
     stats = (examples
              | "StatsBySplit" >> beam.Map(lambda item: (item[0], item[2]))
              | "CombineStats" >> beam.CombinePerKey(StatsFn())
              | "AllStats" >> _ToList("Stats")
-             | "WriteStats" >> beam.Map(write_stats, str(Path(out) / INTERIM_STATS)))
+             | "WriteStats" >> beam.Map(write_stats, str(Path(out) / INTERIM_STATS), count))
     quarantine = ((made
                    | "Skipped" >> beam.Filter(lambda item: item[0] == SKIPPED)
                    | "SkippedEntry" >> beam.Map(lambda item: item[1]),
@@ -105,7 +147,7 @@ def build_pipeline(pipeline: beam.Pipeline, units: list[Unit], config: Config, s
                   | "AllSkipped" >> beam.Flatten()
                   | "ListSkipped" >> _ToList("Skipped")
                   | "WriteQuarantine" >> beam.Map(write_quarantine,
-                                                  str(Path(out) / QUARANTINE_FILE)))
+                                                  str(Path(out) / QUARANTINE_FILE), count))
     (written, stats, quarantine) | "Done" >> beam.Flatten()
 
 
@@ -133,25 +175,32 @@ class _ToList(beam.PTransform):
 
 class WriteShard(beam.DoFn):
     """((split, shard), [[record], ...]) -> the shard ``<split>-SSSSS-of-NNNNN.tfrecord[.gz]``,
-    written under a ``beam-temp-`` name, then renamed; yields its path."""
+    written under a ``beam-temp-`` name, then renamed; yields its path (nothing where a fault of
+    the environment was counted: ``count_faults``, `FAULTS`)."""
 
-    def __init__(self, out: str, num_shards: int, compression: str):
+    def __init__(self, out: str, num_shards: int, compression: str, count_faults: bool = False):
         self.out, self.num_shards, self.compression = out, num_shards, compression
+        self.count_faults = count_faults
 
     def process(self, item):
         (split, shard), groups = item
-        name = f"{split}-{shard:05d}-of-{self.num_shards:05d}{records.suffix(self.compression)}"
+        name = records.shard_name(split, shard, self.num_shards, self.compression)
         final = FileSystems.join(self.out, name)
         temp = FileSystems.join(self.out, f"beam-temp-{name}-{uuid.uuid4().hex}")
         kind = (CompressionTypes.GZIP if self.compression == "GZIP"
                 else CompressionTypes.UNCOMPRESSED)
-        FileSystems.mkdirs(temp)
-        part = FileSystems.join(temp, name)
-        with FileSystems.create(part, compression_type=kind) as f:
-            for record in sorted(r for rs in groups for r in rs):
-                _TFRecordUtil.write_record(f, record)
-        FileSystems.rename([part], [final])
-        FileSystems.delete([temp])
+        try:
+            FileSystems.mkdirs(temp)
+            part = FileSystems.join(temp, name)
+            with FileSystems.create(part, compression_type=kind) as f:
+                for record in sorted(r for rs in groups for r in rs):
+                    _TFRecordUtil.write_record(f, record)
+            FileSystems.rename([part], [final])
+            FileSystems.delete([temp])
+        except OSError as exc:  # the temporary folder is removed by `prepare` after the run
+            if _counted(exc, final, self.count_faults):
+                return
+            raise
         yield final
 
 
@@ -219,21 +268,30 @@ class StatsFn(beam.CombineFn):
         return record_stats.summary(acc)
 
 
-def write_stats(per_split: list, path: str) -> None:
+def write_stats(per_split: list, path: str, count_faults: bool = False) -> None:
     found = dict(per_split)
     empty = record_stats.summary(record_stats.empty())
-    _write_json({"splits": {s: found.get(s, empty) for s in SPLITS}}, path)
+    _write_json({"splits": {s: found.get(s, empty) for s in SPLITS}}, path, count_faults)
 
 
-def write_quarantine(skipped: list, path: str) -> None:
-    _write_json([{"path": p, "reason": r} for p, r in sorted(skipped)], path)
+def write_quarantine(skipped: list, path: str, count_faults: bool = False) -> None:
+    _write_json([{"path": p, "reason": r} for p, r in sorted(skipped)], path, count_faults)
 
 
-def _write_json(value, path: str) -> None:
+def _write_json(value, path: str, count_faults: bool) -> None:
     """Whole or not at all, on any Beam file system: a hidden temporary file, then a rename (the
-    names of `ldct_tf.atomic`)."""
+    names of `ldct_tf.atomic`). A fault of the environment is counted (``count_faults``, `FAULTS`)
+    or raised, the temporary file removed."""
     folder, name = FileSystems.split(path)
     temp = FileSystems.join(folder, f"{atomic.PARTIAL_PREFIX}{name}")
-    with FileSystems.create(temp) as f:
-        f.write((json.dumps(value, indent=2) + "\n").encode())
-    FileSystems.rename([temp], [path])  # local: os.rename, which replaces
+    try:
+        with FileSystems.create(temp) as f:
+            f.write((json.dumps(value, indent=2) + "\n").encode())
+        FileSystems.rename([temp], [path])  # local: os.rename, which replaces
+    except OSError as exc:
+        try:
+            FileSystems.delete([temp])
+        except Exception:  # noqa: BLE001 - never made, or the file system refuses: the fault stands
+            pass
+        if not _counted(exc, path, count_faults):
+            raise

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 from ldct_tf import cli, dicom, progress, records
-from ldct_tf.config import SOURCES, Config
+from ldct_tf.config import SOURCES, SPLITS, Config
 from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.errors import ENVIRONMENT_FAULTS, LdctError, run_cli
+from ldct_tf.errors import ENVIRONMENT_FAULTS, LdctError, environment_fault, run_cli
 from ldct_tf.prepare import plan as U
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
 
@@ -66,7 +66,12 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     beam_args = list(config.pipeline.beam_args if beam_args is None else beam_args)
     import apache_beam as beam
 
-    from ldct_tf.prepare.beam import INTERIM_STATS, build_pipeline, write_quarantine
+    from ldct_tf.prepare.beam import (
+        INTERIM_STATS,
+        build_pipeline,
+        environment_faults,
+        write_quarantine,
+    )
 
     workdir = Path(workdir)
     out = Workdir(workdir).records
@@ -101,20 +106,38 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
                 _pipeline(beam, beam_args) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
     except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
-        first = (str(exc).splitlines() or [""])[0]
-        if isinstance(exc, OSError) or re.match(r"\w+Error: \[Errno \d+\]", first):
-            raise LdctError(f"prepare could not write into {out} ({first[:200]}); free space, "
-                            "fix permissions or remove what is in the way, then re-run") from None
+        # a worker's OSError comes wrapped, its traceback first where workers are processes
+        found = re.search(r"\w+Error: \[Errno \d+\][^\n\[]*", str(exc))
+        if isinstance(exc, OSError) or found:
+            what = (str(exc).splitlines() or [""])[0] if isinstance(exc, OSError) else found[0]
+            raise LdctError(f"prepare could not write into {out} ({what.strip()[:200]}); free "
+                            "space, fix permissions or remove what is in the way, then re-run"
+                            ) from None
         raise
     finally:
         remove_beam_temp(out)
         close_dask_client(pipeline)
+    faults = environment_faults(pipeline.result)
+    if faults:
+        raise LdctError(environment_fault(faults[0]))
+    n = config.data.shards_per_split(len(units))
+    _check_written(out, [*(records.shard_name(split, k, n, config.data.compression)
+                           for split in SPLITS for k in range(n)), INTERIM_STATS])
     records.write_schema(out, config.data.compression)
     records.write_shard_counts(out, json.loads((out / INTERIM_STATS).read_text()))
     (out / INTERIM_STATS).unlink()
     stats = json.loads((out / STATS_FILE).read_text())
     _report(stats, out, time.time() - started)
     return stats
+
+
+def _check_written(out: Path, names: list[str]) -> None:
+    """Every file ``names`` of the pipeline's output is there (a runner that lost a worker's
+    output without raising must not leave records taken for complete)."""
+    missing = [name for name in names if not (out / name).is_file()]
+    if missing:
+        raise LdctError(f"prepare's Beam pipeline finished without writing {', '.join(missing[:3])}"
+                        f"{' ...' if len(missing) > 3 else ''} in {out}; run prepare again")
 
 
 # Where Beam logs a worker's failure, with its traceback, before the pipeline raises it: the

@@ -16,6 +16,7 @@ from ldct_tf.records.files import (
                                    count_records,
                                    pattern,
                                    remove_shards,
+                                   shard_name,
                                    shards,
                                    split_sizes,
                                    suffix,
@@ -25,5 +26,6 @@ from ldct_tf.records.files import (
 )
 
 __all__ = ["check_files", "compression_of",
-           "count_records", "pattern", "remove_shards", "shards", "split_sizes", "suffix",
+           "count_records", "pattern", "remove_shards", "shard_name", "shards", "split_sizes",
+           "suffix",
            "verify_shards", "write_schema", "write_shard_counts"]

@@ -23,6 +23,11 @@ def suffix(compression: str) -> str:
     return ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
 
 
+def shard_name(split: str, shard: int, num_shards: int, compression: str) -> str:
+    """``<split>-SSSSS-of-NNNNN.tfrecord[.gz]``: shard ``shard`` (from 0) of ``num_shards``."""
+    return f"{split}-{shard:05d}-of-{num_shards:05d}{suffix(compression)}"
+
+
 def pattern(records_dir: str | Path, split: str) -> str:
     """Glob of one split's shards, either compression."""
     return str(Path(records_dir) / f"{split}-*-of-*.tfrecord*")
