@@ -245,6 +245,53 @@ def test_denoise_writes_every_good_series_and_lists_every_bad_file(model_dir, tm
     assert_no_identity(artifacts + logs.encode())
 
 
+# An input file deleted while denoise runs: after the headers were indexed and before its series
+# is read (a listed skip; the series' other slices are written), or after the series was read and
+# before its derived files are made from it (the series is listed, not half-written).
+@pytest.mark.parametrize("when", ["before reading", "after reading"])
+def test_an_input_file_deleted_mid_run_is_listed_and_the_others_written(
+        model_dir, tmp_path, capsys, monkeypatch, when):
+    from ldct_tf import denoise, dicom
+
+    source = tmp_path / f"in_{PLANTED_PATH_NAME}"
+    for p in range(2):
+        write_series(source / f"{PLANTED_PATH_NAME}_{p}", n_slices=2, rows=32, cols=32,
+                     series_uid=f"{UID}{p}")
+    gone = sorted((source / f"{PLANTED_PATH_NAME}_0").glob("*.dcm"))[0]
+    read = dicom.read_ct_series
+
+    def read_while_deleting(files, **kwargs):
+        if gone in map(Path, files) and when == "before reading":
+            gone.unlink()
+        result = read(files, **kwargs)
+        if gone.exists() and gone in map(Path, files):
+            gone.unlink()
+        return result
+
+    monkeypatch.setattr(dicom, "read_ct_series", read_while_deleting)
+    out = tmp_path / "out"
+    status, _, text = call(denoise.main, ["--model", model_dir, "--input", source, "--output",
+                                          out], capsys)
+    assert status == 0, text
+    entries = json.loads((out / "quarantine.json").read_text())  # labels (the file is gone)
+    reasons = [entry["reason"] for entry in entries]
+    series_0 = sorted((source / f"{PLANTED_PATH_NAME}_0").glob("*.dcm"))  # the one left
+    if when == "before reading":  # that file is listed; its series' other slice is written
+        assert reasons == ["not found: a symlink to a missing file, or a file removed during "
+                           "the run"]
+        written = series_0
+    else:  # the whole series is listed, none of it written
+        assert len(reasons) == 2 and all(
+            re.fullmatch(r"series \w+ not denoised: FileNotFoundError: No such file or "
+                         r"directory; no file of it was written", r) for r in reasons), reasons
+        assert not list(out.glob(f"{PLANTED_PATH_NAME}_0/*.dcm"))
+        written = []
+    for path in [*written, *(source / f"{PLANTED_PATH_NAME}_1").glob("*.dcm")]:
+        assert pydicom.dcmread(out / path.relative_to(source)).ImageType[0] == "DERIVED"
+    assert len(list(out.rglob("*.dcm"))) == len(written) + 2
+    assert_no_identity((out / "quarantine.json").read_bytes() + text.encode())
+
+
 def test_denoise_lists_a_series_that_fails_and_goes_on(model_dir, tmp_path, capsys):
     from ldct_tf import denoise
 

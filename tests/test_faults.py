@@ -283,17 +283,26 @@ def _copy_run(trained_tiny, target: Path) -> Path:
     return target
 
 
-def test_cam_killed_then_run_again_gives_the_uninterrupted_result(trained_tiny, tmp_path):
-    argv = lambda workdir: ["--workdir", workdir, *SETTINGS]  # noqa: E731
-    reference = _copy_run(trained_tiny, tmp_path / "reference")
-    _in_process(cam.main, argv(reference))
+@pytest.fixture(scope="module")
+def cam_reference(trained_tiny, tmp_path_factory):
+    """The files of an uninterrupted cam run on a copy of the tiny trained run."""
+    reference = _copy_run(trained_tiny, tmp_path_factory.mktemp("cam") / "reference")
+    _in_process(cam.main, ["--workdir", reference, *SETTINGS])
+    return _files(reference)
+
+
+# a shard being written (under its temporary name), the first shard in place
+@pytest.mark.parametrize("moment", [".partial.*-of-*.tfrecord*", "*-of-*.tfrecord*"])
+def test_cam_killed_then_run_again_gives_the_uninterrupted_result(trained_tiny, cam_reference,
+                                                                  tmp_path, moment):
     workdir = _copy_run(trained_tiny, tmp_path / "run")
+    argv = ["--workdir", workdir, *SETTINGS]
     target = Workdir(workdir).records_with_mask
-    _killed_when(_appeared(target, "*-of-*.tfrecord*"), "ldct_tf.cam", argv(workdir))
+    _killed_when(_appeared(target, moment), "ldct_tf.cam", argv)
     _check_whole(workdir)
     assert not (target / "stats.json").exists()
-    _in_process(cam.main, argv(workdir))
-    assert _files(workdir) == _files(reference)
+    _in_process(cam.main, argv)
+    assert _files(workdir) == cam_reference
 
 
 def _outputs(model: Path, seed: int = 3) -> list[np.ndarray]:
@@ -338,18 +347,33 @@ def test_export_on_a_full_disk_is_one_line_and_no_version(model_and_input, tmp_p
     assert not (out / "m" / "1").exists() and _files(out) == {}
 
 
-def test_training_killed_then_run_again_finishes_cleanly(tiny_run, tmp_path):
-    _, source = tiny_run
+# Moments: the classifier after its first epoch's checkpoint (it keeps no backup: it trains
+# anew), a denoiser phase as training begins (its CSV history opened, no backup yet) and after its
+# first backup.
+@pytest.mark.parametrize("phase, moment", [("classifier", "model.keras"),
+                                           ("pretrain", "history.csv"),
+                                           ("pretrain", "backup/training_metadata.json"),
+                                           ("finetune", "backup/training_metadata.json")])
+def test_training_killed_then_run_again_finishes_cleanly(request, tmp_path, phase, moment):
+    source = request.getfixturevalue("denoisers_tiny" if phase == "finetune" else "tiny_run")[1]
+    later = {"classifier": ("classifier", "cam", "records_with_mask", "denoiser", "observer"),
+             "pretrain": ("classifier", "cam", "records_with_mask", "denoiser", "observer"),
+             "finetune": ("finetune", "finetune_control", "finetune_oracle", "finetune_pairs",
+                          "eval")}[phase]
     workdir = tmp_path / "run"
     shutil.copytree(source, workdir, symlinks=True,
-                    ignore=shutil.ignore_patterns("classifier", "cam", "records_with_mask",
-                                                  "denoiser", "logs", "observer"))
-    argv = ["--phase", "pretrain", "--workdir", workdir, *SETTINGS, "--set", "pretrain.epochs=2"]
-    out = Workdir(workdir).denoiser("pretrain")
-    _killed_when(_appeared(out / "backup", "training_metadata.json"), "ldct_tf.train", argv)
+                    ignore=shutil.ignore_patterns("logs", *later))
+    argv = ["--phase", phase, "--workdir", workdir, *SETTINGS, "--set", f"{phase}.epochs=2"]
+    w = Workdir(workdir)
+    out = w.classifier if phase == "classifier" else w.denoiser(phase)
+    _killed_when(_appeared(out, moment), "ldct_tf.train", argv)
     _check_whole(workdir)
     _in_process(phases.main, argv)
     _files(workdir)  # nothing half-made
+    if phase == "classifier":
+        assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+        keras.models.load_model(out / MODEL_FILE)
+        return
     history = json.loads((out / "history.json").read_text())  # every epoch, resumed ones too
     assert set(history["epoch"]) == {0, 1}
     json.loads((out / "summary.json").read_text())
