@@ -292,6 +292,40 @@ def test_an_input_file_deleted_mid_run_is_listed_and_the_others_written(
     assert_no_identity((out / "quarantine.json").read_bytes() + text.encode())
 
 
+def test_prepare_lists_an_input_file_deleted_mid_run_and_makes_the_rest(tmp_path, capsys,
+                                                                        monkeypatch):
+    from ldct_tf import dicom
+    from ldct_tf.prepare import pipeline as prepare
+
+    source = tmp_path / "in"
+    for p in range(3):
+        write_series(source / f"{PLANTED_PATH_NAME}_{p}", n_slices=2, rows=64, cols=64,
+                     pixel_spacing=(1.4, 1.4), series_uid=f"{UID}{p}", stored_volume=_abdomen(p),
+                     patient_id=f"PLANTEDID4711{p}")
+    gone = sorted((source / f"{PLANTED_PATH_NAME}_0").glob("*.dcm"))[0]
+    read = dicom.read_ct_series
+
+    def read_while_deleting(files, **kwargs):  # after planning, before this series is read
+        if gone in map(Path, files):
+            gone.unlink()
+        return read(files, **kwargs)
+
+    monkeypatch.setattr(dicom, "read_ct_series", read_while_deleting)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "salt").write_text("7e57")  # as in the test above: room for every lesion
+    status, _, text = call(prepare.main, [
+        *SET_TINY, "--workdir", workdir, "--source", "dicom", "--input", source, "--",
+        "--direct_running_mode=in_memory", "--direct_num_workers=1"], capsys)
+    assert status == 0, text
+    entries = json.loads((workdir / "records" / "quarantine.json").read_text())
+    assert [e["reason"] for e in entries] == [
+        "not found: a symlink to a missing file, or a file removed during the run"]
+    stats = json.loads((workdir / "records" / "stats.json").read_text())
+    assert sum(s["series"] for s in stats["splits"].values()) == 3  # its other slice is used
+    assert_no_identity((workdir / "records" / "quarantine.json").read_bytes() + text.encode())
+
+
 def test_denoise_lists_a_series_that_fails_and_goes_on(model_dir, tmp_path, capsys):
     from ldct_tf import denoise
 

@@ -97,7 +97,8 @@ def test_compressed_source_is_written_uncompressed(model_dir, tmp_path):
 def test_existing_output_needs_force(model_dir, tmp_path, capfd, caplog):
     (tmp_path / "in").mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
-    # another setting's output (the same command's own files are no obstacle: test_faults.py)
+    # another setting's output (the same command's own files are no obstacle:
+    # test_denoise_faults.py)
     denoise.run(model_dir, tmp_path / "in", tmp_path / "out", batch=1)
     args = ["--model", str(model_dir), "--input", str(tmp_path / "in"), "--output",
             str(tmp_path / "out")]
