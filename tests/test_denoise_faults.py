@@ -152,8 +152,3 @@ def test_export_on_a_full_disk_is_one_line_and_no_version(model_and_input, tmp_p
     [line] = error_lines(limited(8192, "ldct_tf.export", argv))
     assert line.startswith(f"error: file too large writing {out / 'm' / '1'} ("), line
     assert not (out / "m" / "1").exists() and artifacts(out) == {}
-
-
-# Moments: the classifier after its first epoch's checkpoint (it keeps no backup: it trains
-# anew), a denoiser phase as training begins (its CSV history opened, no backup yet) and after its
-# first backup.
