@@ -82,9 +82,14 @@ def corrupt_shards(files: Sequence[str]) -> list[tuple[str, str]]:
 
 @contextlib.contextmanager
 def naming_corrupt_shards(file_pattern) -> Iterator[None]:
-    """Turn a bare ``DataLossError`` while reading records into an `LdctError` naming the file."""
+    """Turn a bare ``DataLossError`` while reading records into an `LdctError` naming the file;
+    likewise a shard deleted or moved while it is read (``NotFoundError``)."""
     try:
         yield
+    except tf.errors.NotFoundError as exc:
+        raise LdctError(f"record file gone while it was read: {exc.message.splitlines()[0]}; "
+                        "leave the records alone while a run reads them, then re-run (or re-run "
+                        "`python -m ldct_tf.prepare` to rewrite them)") from None
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
         if isinstance(exc, tf.errors.InvalidArgumentError) and "record" not in exc.message.lower():
             raise

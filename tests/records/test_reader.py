@@ -3,6 +3,7 @@ slice of a shard in file order as written."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ldct_tf.config import load_config
 from ldct_tf.errors import LdctError
@@ -33,6 +34,17 @@ def test_truncated_shard_is_named(tmp_path, write_slices):
     with pytest.raises(LdctError, match="val-00000-of-00001.tfrecord.*re-run"):
         with reader.naming_corrupt_shards(str(path)):
             list(reader.read_slices(str(path)))
+
+
+def test_a_shard_deleted_while_it_is_read_is_named(tmp_path, write_slices):
+    path = tmp_path / "train-00000-of-00001.tfrecord"
+    write_slices(path)
+    dataset = tf.data.TFRecordDataset(str(path))  # made before, read after the file is gone
+    path.unlink()
+    with pytest.raises(LdctError, match=rf"^record file gone while it was read: .*{path.name}.*"
+                                        r"leave the records alone while a run reads them"):
+        with reader.naming_corrupt_shards(str(path)):
+            list(dataset)
 
 
 def test_no_records_is_a_clear_error(tmp_path):
