@@ -115,13 +115,15 @@ def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
     }
 
 
-def write_models_config(out: Path) -> Path:
-    """TF Serving model config listing every exported model under ``out``."""
+def write_models_config(out: Path, adding: str | None = None) -> Path:
+    """TF Serving model config listing every exported model under ``out``, and ``adding`` (a model
+    whose first version is about to be swapped in)."""
+    names = {model_dir.name for model_dir in Path(out).iterdir() if model_dir.is_dir()
+             and any(v.is_dir() and v.name.isdigit() for v in model_dir.iterdir())}
     entries = []
-    for model_dir in sorted(p for p in Path(out).iterdir() if p.is_dir()):
-        if any(v.is_dir() and v.name.isdigit() for v in model_dir.iterdir()):
-            entries.append(f'  config {{\n    name: "{model_dir.name}"\n    base_path: '
-                           f'"/models/{model_dir.name}"\n    model_platform: "tensorflow"\n  }}')
+    for name in sorted(names | ({adding} if adding else set())):
+        entries.append(f'  config {{\n    name: "{name}"\n    base_path: '
+                       f'"/models/{name}"\n    model_platform: "tensorflow"\n  }}')
     path = Path(out) / "models.config"
     atomic.write_text(path, "model_config_list {\n" + "\n".join(entries) + "\n}\n")
     return path
@@ -168,7 +170,9 @@ def _write_version(network, folder: Path, phase: str, name: str, version: int | 
         (partial / "assets").mkdir(exist_ok=True)
         (partial / "assets" / PROVENANCE).write_text(
             json.dumps(provenance(folder, phase, name, version), indent=2) + "\n")
-    config_path = write_models_config(Path(out))
+        # before the version appears, which is the export's last act: a run killed in between
+        # and run again makes the same version, not the next
+        config_path = write_models_config(Path(out), adding=name)
     print(f"export: {phase} -> {target} (signatures serving_default, serve_examples); "
           f"TF Serving config {config_path}")
     print(f"  serve: docker run -p 8501:8501 -p 8500:8500 -v {Path(out).resolve()}:/models "
