@@ -7,6 +7,7 @@ loop over one shard (`read_values`); and a corrupted or truncated shard reported
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -86,10 +87,11 @@ def naming_corrupt_shards(file_pattern) -> Iterator[None]:
     likewise a shard deleted or moved while it is read (``NotFoundError``)."""
     try:
         yield
-    except tf.errors.NotFoundError as exc:
-        raise LdctError(f"record file gone while it was read: {exc.message.splitlines()[0]}; "
-                        "leave the records alone while a run reads them, then re-run (or re-run "
-                        "`python -m ldct_tf.prepare` to rewrite them)") from None
+    except tf.errors.NotFoundError as exc:  # "{{function_node ...}} PATH; No such file [Op:..."
+        what = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", exc.message.splitlines()[0]).strip()
+        raise LdctError(f"record file gone while it was read: {what}; leave the records alone "
+                        "while a run reads them, then re-run (or re-run `python -m "
+                        "ldct_tf.prepare` to rewrite them)") from None
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
         if isinstance(exc, tf.errors.InvalidArgumentError) and "record" not in exc.message.lower():
             raise
