@@ -61,6 +61,7 @@ from ldct_tf.errors import LdctError, environment_fault, run_cli
 from ldct_tf.provenance import git_commit, package_versions
 from ldct_tf.steps import STEPS, TRAINING_STEPS, Step, steps_for
 from ldct_tf.workdir import SHARED, Workdir
+from ldct_tf.workdir_lock import claim as claim_folder
 
 # A first run's expected seconds per step for the demo preset (pipelines/configs/demo.toml),
 # measured on 2 CPU cores; any run's own times replace them. PLACEHOLDERS until measured.
@@ -189,14 +190,17 @@ def run_seeds(config: Config, workdir: Path, seeds: int, preset: str | None = No
         expected.update(times)  # the first source that has a step wins
     for index in range(1, seeds):
         target = seed_workdir(workdir, index)
-        _link_shared(workdir, target)
-        seed = config.train.seed + index
-        print(f"\n[seed {index + 1}/{seeds}] train.seed={seed} in {target}", flush=True)
-        seeded = config.replace(
-            train=dataclasses.replace(config.train, seed=seed),
-            evaluate=dataclasses.replace(config.evaluate, baselines=False))
-        run(seeded, target, include=TRAINING_STEPS, closing=False,
-            label=f"seed {index + 1}/{seeds}", expected=expected)
+        # a seed's folder is a work directory of its own, which a step can be run on alone
+        with claim_folder(target, f"python -m pipelines.local_runner (seed {index + 1} of "
+                                  f"{seeds} of {workdir})"):
+            _link_shared(workdir, target)
+            seed = config.train.seed + index
+            print(f"\n[seed {index + 1}/{seeds}] train.seed={seed} in {target}", flush=True)
+            seeded = config.replace(
+                train=dataclasses.replace(config.train, seed=seed),
+                evaluate=dataclasses.replace(config.evaluate, baselines=False))
+            run(seeded, target, include=TRAINING_STEPS, closing=False,
+                label=f"seed {index + 1}/{seeds}", expected=expected)
         dirs.append(target)
     from ldct_tf.evaluate import seed_study
 

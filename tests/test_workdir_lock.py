@@ -180,6 +180,19 @@ def test_the_runner_refuses_a_held_work_directory(tmp_path, capfd, caplog):
         assert [p.name for p in tmp_path.iterdir()] == [LOCK_FILE]
 
 
+def test_the_seed_study_refuses_a_seed_folder_held_by_a_step_run_on_it_alone(tmp_path):
+    from ldct_tf.config import load_config
+    from pipelines import local_runner
+
+    seed_dir = local_runner.seed_workdir(tmp_path, 1)
+    seed_dir.mkdir(parents=True)
+    with held_elsewhere(seed_dir, "python -m ldct_tf.train --phase pretrain") as pid:
+        with pytest.raises(LdctError, match=rf"^{seed_dir} is being written by pid {pid} .*"
+                                            r"--phase pretrain"):
+            local_runner.run_seeds(load_config(None), tmp_path, 2)
+        assert [p.name for p in seed_dir.iterdir()] == [LOCK_FILE]
+
+
 def test_denoise_refuses_a_held_output_folder(tmp_path, capfd, caplog):
     from ldct_tf import denoise
 
