@@ -66,3 +66,12 @@ def denoisers_tiny(masked_tiny):
     run(config, workdir, "pretrain")
     run(config, workdir, "finetune")
     return config, workdir
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files that hold a test marked slow run first, each file's tests still together and in
+    order: under `make test` (two pytest-xdist workers, one file at a time) the two workers share
+    the long files at the start and the many short ones even out the end, instead of one worker
+    finishing a long file alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
