@@ -8,12 +8,14 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Re-install when the package metadata or the pinned versions change. --no-compile: Python compiles
-# only the modules a run imports, on first use (about 25 s less set-up on 2 cores).
+# Re-install when the package metadata or the pinned versions change. pip compiles the installed
+# modules (about 25 s): where PYTHONDONTWRITEBYTECODE is set, as on our CI machines, Python caches
+# nothing itself, and each process (test workers, subprocess tests, Beam workers) would compile
+# TensorFlow anew (`make test` took 470 s of pytest without, 250 s with).
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile --constraint constraints.txt --editable ".[test,bm3d,dask]"
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test,bm3d,dask]"
 	touch $(STAMP)
 
 # Two pytest workers, one test file each at a time: many tests wait on process start-up and I/O,
