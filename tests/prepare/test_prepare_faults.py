@@ -43,7 +43,7 @@ def test_prepare_on_a_full_disk_stops_with_one_line_and_a_rerun_completes(prepar
     # the salt, lock and config fit; the first shard does not. Beam's default: a worker process
     # per core (each prints the traceback of what it raises; the fault is counted instead)
     [line] = error_lines(limited(4096, "ldct_tf.prepare.pipeline",
-                                   ["--workdir", workdir, *SETTINGS]))
+                                 ["--workdir", workdir, *SETTINGS]))
     records = Workdir(workdir).records
     assert re.fullmatch(rf"error: file too large writing {re.escape(str(records))}/"
                         r"(train|val|test)-0000\d-of-00002\.tfrecord \(.*\): raise the limit or "
