@@ -97,7 +97,7 @@ def provenance(folder: Path, phase: str, name: str, version: int) -> dict:
         "finetune_mode": config.finetune.mode if phase.startswith("finetune") else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training": {"dose_fraction": dose, "dose": dose_text,
-                     "pixel_spacing_mm": config.data.pixel_spacing_mm,
+                     "pixel_spacing_mm": config.data.training_pixel_spacing_mm,
                      "source": config.data.source,
                      "normalization": {"hu_min": HU_MIN, "hu_max": HU_MAX,
                                        "network_range": [0.0, 1.0]},

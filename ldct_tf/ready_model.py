@@ -146,7 +146,7 @@ def _add_provenance(target: Path, workdir: Path, phase: str, config, trained_by:
                                f"--phase {phase}",
         "git_commit": provenance.get("git_commit"),
         "data": {"source": config.data.source, "image_size": config.data.image_size,
-                 "pixel_spacing_mm": config.data.pixel_spacing_mm,
+                 "pixel_spacing_mm": config.data.training_pixel_spacing_mm,
                  "dose_fraction": config.data.simulated_dose_fraction,
                  "n_series": config.data.n_series,
                  "slices_per_series": config.data.slices_per_series,

@@ -110,16 +110,21 @@ def test_versions_config_and_provenance(exported):
     assert prov["packages"]["tensorflow"] == tf.__version__
 
 
-@pytest.mark.parametrize("source, dose, says", [
-    ("synthetic", 0.1, "simulated at 0.1 of the normal dose"),
-    ("paired-dicom", None, "unknown: real low-dose scans"),
+@pytest.mark.parametrize("source, dose, says, spacing", [
+    ("synthetic", 0.1, "simulated at 0.1 of the normal dose", 0.9),
+    ("dicom", 0.1, "simulated at 0.1 of the normal dose", None),
+    ("paired-dicom", None, "unknown: real low-dose scans", None),
 ])
-def test_provenance_gives_the_training_dose_the_records_hold(tmp_path, source, dose, says):
-    # real pairs were never simulated at the config's dose_fraction: their dose is unknown
-    config = load_config(None, [f'data.source="{source}"', "data.dose_fraction=0.1"])
+def test_provenance_gives_the_training_dose_and_spacing_the_records_hold(tmp_path, source, dose,
+                                                                         says, spacing):
+    # real pairs were never simulated at the config's dose_fraction: their dose is unknown; DICOM
+    # slices keep their own pixel spacing, never the config's (which only the simulation uses)
+    config = load_config(None, [f'data.source="{source}"', "data.dose_fraction=0.1",
+                                "data.pixel_spacing_mm=0.9"])
     write_resolved(config, tmp_path / CONFIG_FILE)
     training = export.provenance(tmp_path, "finetune", "ldct_denoiser", 1)["training"]
     assert training["dose_fraction"] == dose and training["dose"].startswith(says)
+    assert training["pixel_spacing_mm"] == spacing
 
 
 def test_an_export_store_or_ready_model_held_by_another_run_is_refused_then_built(exported,

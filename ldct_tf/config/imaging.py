@@ -97,6 +97,13 @@ class DataConfig:
         the LDCT is simulated, None (unknown) for "paired-dicom"."""
         return None if self.source == "paired-dicom" else self.dose_fraction
 
+    @property
+    def training_pixel_spacing_mm(self) -> float | None:
+        """The pixel spacing the run's images have: `pixel_spacing_mm` where the scans are
+        simulated, None for DICOM sources, whose slices keep their own spacing (prepare does not
+        resample them)."""
+        return self.pixel_spacing_mm if self.source == "synthetic" else None
+
     def shards_per_split(self, n_series: int) -> int:
         """``num_shards``, or with 0 one per series (at least 1, at most `AUTO_SHARDS_MAX`)."""
         return self.num_shards or max(1, min(AUTO_SHARDS_MAX, n_series))
