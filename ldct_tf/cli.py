@@ -93,13 +93,13 @@ def claim(folder: Path, prog: str, argv: list[str] | None,
     """Hold ``folder`` for this command's writes (`ldct_tf.workdir_lock.claim`): a second writer
     is refused with a message naming this command (``prog`` and ``argv``, default
     ``sys.argv[1:]``), and told to change ``option``."""
-    return claim_folder(folder, command_line(prog, sys.argv[1:] if argv is None else argv),
-                        option)
+    return claim_folder(folder, command_line(prog, argv), option)
 
 
-def command_line(prog: str, argv: list[str]) -> str:
-    """The command as typed, its input folder shown as ``<input>`` (folder names can name the
-    patient, `ldct_tf.dicom.path_labels`)."""
+def command_line(prog: str, argv: list[str] | None = None) -> str:
+    """The command as typed (``argv``, default ``sys.argv[1:]``), its input folder shown as
+    ``<input>`` (folder names can name the patient, `ldct_tf.dicom.path_labels`)."""
+    argv = sys.argv[1:] if argv is None else argv
     shown = []
     for previous, arg in zip(["", *argv], argv):
         if previous == "--input":

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         raise LdctError(f"--version must be a positive integer, got {args.version}")
     with cli.claim(workdir, parser.prog, argv):  # no training may rewrite the model meanwhile
         export_model(workdir, args.phase, args.name, args.version, args.out, args.force,
-                     cli.command_line(parser.prog, sys.argv[1:] if argv is None else argv))
+                     cli.command_line(parser.prog, argv))
     return 0
 
 

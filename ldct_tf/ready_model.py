@@ -230,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _, workdir = cli.resolve(args, create=False)  # reads a trained run
     with cli.claim(workdir, parser.prog, argv):  # no training may rewrite the model meanwhile
-        build(workdir, args.phase, cli.command_line(parser.prog,
-                                                    sys.argv[1:] if argv is None else argv))
+        build(workdir, args.phase, cli.command_line(parser.prog, argv))
     return 0
 
 

@@ -281,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             raise LdctError(f"--steps {args.steps!r}: {', '.join(unknown) or 'no step'} is not a "
                             f"step of this run; steps: {', '.join(names)}")
     # input folders shown as <input>: their names can name the patient
-    command = cli.command_line("python -m pipelines.local_runner",
-                               sys.argv[1:] if argv is None else argv)
+    command = cli.command_line("python -m pipelines.local_runner", argv)
     with cli.claim(workdir, parser.prog, argv):  # the steps' own `run`s do not claim
         run(config, workdir, args.start, args.only, include=include, preset=preset,
             command=command)

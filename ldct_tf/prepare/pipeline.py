@@ -23,7 +23,6 @@ Beam runner and its options can be passed after ``--``, e.g.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -35,7 +34,7 @@ from pathlib import Path
 from ldct_tf import cli, dicom, progress, records
 from ldct_tf.config import SOURCES, SPLITS, Config
 from ldct_tf.dicom.path_labels import PathLabels
-from ldct_tf.errors import ENVIRONMENT_FAULTS, LdctError, environment_fault, run_cli
+from ldct_tf.errors import LdctError, environment_fault, run_cli
 from ldct_tf.prepare import plan as U
 from ldct_tf.workdir import QUARANTINE_FILE, STATS_FILE, Workdir
 
@@ -102,8 +101,7 @@ def run(config: Config, workdir: Path, beam_args: list[str] | None = None) -> di
     started = time.time()
     pipeline = None
     try:
-        with progress.phase("beam"), _quiet_environment_faults(), \
-                _pipeline(beam, beam_args) as pipeline:
+        with progress.phase("beam"), _pipeline(beam, beam_args) as pipeline:
             build_pipeline(pipeline, units, config, salt, out, index_skipped)
     except Exception as exc:  # noqa: BLE001 - Beam wraps a worker's OSError in its own error
         # a worker's OSError comes wrapped, its traceback first where workers are processes
@@ -138,32 +136,6 @@ def _check_written(out: Path, names: list[str]) -> None:
     if missing:
         raise LdctError(f"prepare's Beam pipeline finished without writing {', '.join(missing[:3])}"
                         f"{' ...' if len(missing) > 3 else ''} in {out}; run prepare again")
-
-
-# Where Beam logs a worker's failure, with its traceback, before the pipeline raises it: the
-# DoFn runner (in this process) and the relay of the workers' logs (other processes).
-_BEAM_FAILURE_LOGGERS = ("apache_beam.runners.common",
-                         "apache_beam.runners.portability.local_job_service")
-_ENVIRONMENT_ERRNO = re.compile(r"\[Errno (%s)\]" % "|".join(map(str, ENVIRONMENT_FAULTS)))
-
-
-class _DropEnvironmentFault(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _ENVIRONMENT_ERRNO.search(record.getMessage())
-
-
-@contextlib.contextmanager
-def _quiet_environment_faults():
-    """While the pipeline runs, Beam's own log of a full disk (or a quota, a size limit, a
-    read-only folder) is dropped: `run` says it once, in one line. Other failures keep theirs."""
-    drop = _DropEnvironmentFault()
-    for name in _BEAM_FAILURE_LOGGERS:
-        logging.getLogger(name).addFilter(drop)
-    try:
-        yield
-    finally:
-        for name in _BEAM_FAILURE_LOGGERS:
-            logging.getLogger(name).removeFilter(drop)
 
 
 def _pipeline(beam, beam_args: list[str]):
